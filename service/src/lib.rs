@@ -1,0 +1,1 @@
+//! data-processor: the application. `main.rs` only starts what this crate builds.
