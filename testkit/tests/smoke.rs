@@ -140,3 +140,9 @@ async fn haproxy_spreads_requests_and_honours_drain() {
         assert_eq!(body, "a", "a drained server got new traffic");
     }
 }
+
+#[test]
+fn a_workspace_binary_can_be_built_and_found_from_a_test() {
+    let path = testkit::bin::cargo_bin("data-processor", "data-processor");
+    assert!(path.ends_with("data-processor"));
+}
