@@ -132,3 +132,41 @@ impl Drop for Podman {
         let _ = self.cmd().args(["system", "reset", "--force"]).output();
     }
 }
+
+impl Podman {
+    /// Waits until `GET /healthz` on the published port answers 200 and returns how long that
+    /// took; panics with the container's logs if it exits or the deadline passes.
+    pub async fn wait_healthy(
+        &self,
+        id: &str,
+        port: u16,
+        deadline: std::time::Duration,
+    ) -> std::time::Duration {
+        let start = std::time::Instant::now();
+        let client = reqwest::Client::new();
+        let url = format!("http://127.0.0.1:{port}/healthz");
+        let outcome = tokio::time::timeout(
+            deadline,
+            testkit::wait_until("/healthz to answer 200", deadline * 2, || async {
+                if let Ok(r) = client.get(&url).send().await
+                    && r.status() == 200
+                {
+                    return Some(Ok(()));
+                }
+                (self.inspect(id, "{{.State.Running}}") != "true").then(|| Err(()))
+            }),
+        )
+        .await;
+        match outcome {
+            Ok(Ok(())) => start.elapsed(),
+            Ok(Err(())) => panic!(
+                "container exited before /healthz answered:\n{}",
+                self.logs(id)
+            ),
+            Err(_) => panic!(
+                "/healthz did not answer 200 within {deadline:?}:\n{}",
+                self.logs(id)
+            ),
+        }
+    }
+}
