@@ -153,7 +153,7 @@ impl Podman {
                 {
                     return Some(Ok(()));
                 }
-                (self.inspect(id, "{{.State.Running}}") != "true").then(|| Err(()))
+                (self.inspect(id, "{{.State.Running}}") != "true").then_some(Err(()))
             }),
         )
         .await;
