@@ -42,20 +42,21 @@ auth: {htpasswd: {realm: bench, path: $work/htpasswd}}
 YML
 docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
 pids+=($!)
-for _ in $(seq 1 100); do
-  curl -s -o /dev/null "http://127.0.0.1:$moto_port/moto-api/" && curl -s -o /dev/null "http://127.0.0.1:$reg_port/v2/" && break
-  sleep 0.2
-done
+up() { curl -s -o /dev/null "http://127.0.0.1:$moto_port/moto-api/" && curl -s -o /dev/null "http://127.0.0.1:$reg_port/v2/"; }
+for _ in $(seq 1 300); do up && break; sleep 0.2; done
+up || { log "moto or docker-registry did not start"; exit 1; }
 
 export AWS_ENDPOINT_URL="http://127.0.0.1:$moto_port" AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing
 export AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
-auth='Authorization: AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/ecs/aws4_request, SignedHeaders=host, Signature=x'
-curl -s -X POST "$AWS_ENDPOINT_URL/" -H "$auth" -H 'Content-Type: application/x-amz-json-1.1' \
+# moto routes unsigned-looking requests by the service named in the credential scope.
+auth() { echo "Authorization: AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/$1/aws4_request, SignedHeaders=host, Signature=x"; }
+curl -s -X POST "$AWS_ENDPOINT_URL/" -H "$(auth ecs)" -H 'Content-Type: application/x-amz-json-1.1' \
   -H 'X-Amz-Target: AmazonEC2ContainerServiceV20141113.CreateCluster' -d '{"clusterName":"prod-data-processor"}' >/dev/null
-vpc=$(curl -s -X POST "$AWS_ENDPOINT_URL/" -H "$auth" -d 'Action=DescribeVpcs&Version=2016-11-15' | sed -n 's:.*<vpcId>\([^<]*\)</vpcId>.*:\1:p' | head -n1)
-tg=$(curl -s -X POST "$AWS_ENDPOINT_URL/" -H "$auth" \
+vpc=$(curl -s -X POST "$AWS_ENDPOINT_URL/" -H "$(auth ec2)" -d 'Action=DescribeVpcs&Version=2016-11-15' | sed -n 's:.*<vpcId>\([^<]*\)</vpcId>.*:\1:p' | head -n1)
+tg=$(curl -s -X POST "$AWS_ENDPOINT_URL/" -H "$(auth elasticloadbalancing)" \
   -d "Action=CreateTargetGroup&Version=2015-12-01&Name=data-processor&Protocol=HTTP&Port=8080&VpcId=$vpc" \
   | sed -n 's:.*<TargetGroupArn>\([^<]*\)</TargetGroupArn>.*:\1:p' | head -n1)
+[ -n "$tg" ] || { log "could not create the target group in moto"; exit 1; }
 
 export DEPLOYER_CONFIG=deploy/deployer.toml
 export DEPLOYER__SERVICE__TARGET_GROUP_ARN="$tg"
