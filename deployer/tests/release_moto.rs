@@ -65,7 +65,7 @@ async fn first_release_creates_everything_and_second_is_a_noop() {
     assert_eq!(c.port_mappings()[0].host_port(), Some(0));
     assert_eq!(
         c.health_check().unwrap().command(),
-        ["CMD", "/data-processor", "healthcheck"]
+        ["CMD", "/usr/local/bin/data-processor", "healthcheck"]
     );
     assert_eq!(c.secrets().len(), 2);
     assert_eq!(
@@ -341,4 +341,34 @@ async fn a_bad_config_fails_before_any_aws_call_naming_the_line() {
             .repositories()
             .is_empty()
     );
+}
+
+#[tokio::test]
+async fn a_rollout_that_never_completes_times_out_with_a_report() {
+    let stage = Stage::start_with_running(0).await;
+    let out = stage.run_with(
+        &["release", "--image", &image(1)],
+        &[("DEPLOYER__DEPLOYMENT__TIMEOUT", "1s")],
+    );
+    assert_eq!(out.status.code(), Some(deployer::error::exit::TIMED_OUT));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("did not finish within 1s"), "{err}");
+    assert!(
+        err.contains("rollout: PRIMARY data-processor-task:1 IN_PROGRESS running 0/4"),
+        "{err}"
+    );
+    assert!(err.contains("Stopped tasks:"), "{err}");
+    assert!(err.contains("Target health"), "{err}");
+    // The ledger records the outcome, so this revision is not "known-good".
+    let status = stage.run_json(&["status"]);
+    assert_eq!(status["ledger"][0]["outcome"], "timed-out");
+
+    let json = stage.run_with(
+        &["--output", "json", "release", "--image", &image(2)],
+        &[("DEPLOYER__DEPLOYMENT__TIMEOUT", "1s")],
+    );
+    assert_eq!(json.status.code(), Some(deployer::error::exit::TIMED_OUT));
+    let doc: serde_json::Value = serde_json::from_slice(&json.stdout).expect("one JSON document");
+    assert_eq!(doc["exit_code"], deployer::error::exit::TIMED_OUT);
+    assert!(doc["report"]["stopped_tasks"].is_array(), "{doc}");
 }

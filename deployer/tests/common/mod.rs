@@ -32,7 +32,14 @@ pub fn config_path() -> PathBuf {
 
 impl Stage {
     pub async fn start() -> Self {
-        let moto = MotoServer::start_with_env(&[("MOTO_ECS_SERVICE_RUNNING", "4")]).await;
+        Self::start_with_running(4).await
+    }
+
+    /// `running` = how many tasks moto reports for every service; below the desired count (4)
+    /// a deployment never completes.
+    pub async fn start_with_running(running: u32) -> Self {
+        let moto =
+            MotoServer::start_with_env(&[("MOTO_ECS_SERVICE_RUNNING", &running.to_string())]).await;
         let sdk = aws_config::defaults(BehaviorVersion::latest())
             .endpoint_url(moto.endpoint())
             .region(aws_config::Region::new(testkit::moto::REGION))
