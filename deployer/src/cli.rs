@@ -132,7 +132,11 @@ async fn dispatch<P: ImagePublisher>(
                 Some(i) => PublishedImage::parse_pinned(&i)?.reference,
                 None => {
                     let target = resolve_target(&config.registry, &aws.ecr).await?;
-                    format!("{}@{}", target.repository_url(), publisher.build().await?)
+                    format!(
+                        "{}@{}",
+                        target.repository_url(),
+                        publisher.build(progress).await?
+                    )
                 }
             };
             progress.step("reading live state");
@@ -151,12 +155,12 @@ async fn dispatch<P: ImagePublisher>(
             Ok((s.render(), json!(s)))
         }
         Command::Build => {
-            let digest = publisher.build().await?;
+            let digest = publisher.build(progress).await?;
             Ok((digest.clone(), json!({ "digest": digest })))
         }
         Command::Push => {
             let target = resolve_target(&config.registry, &aws.ecr).await?;
-            let pushed = publisher.publish(&target).await?;
+            let pushed = publisher.publish(&target, progress).await?;
             Ok((pushed.reference.clone(), json!(pushed)))
         }
         Command::Config => Err(ReleaseError::Other(DeployError::Other(

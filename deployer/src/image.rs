@@ -6,6 +6,8 @@ mod registry;
 
 pub use registry::{RegistryTarget, resolve_target};
 
+use crate::progress::Progress;
+
 /// An image in a registry, pinned by digest.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct PublishedImage {
@@ -34,14 +36,15 @@ impl PublishedImage {
     }
 }
 
-/// Builds the service image and pushes it. Implementations report progress themselves.
+/// Builds the service image and pushes it, reporting to `progress`.
 pub trait ImagePublisher {
     /// Builds the image locally and returns its digest (`sha256:...`) without pushing.
-    fn build(&self) -> impl Future<Output = Result<String, ImageError>>;
+    fn build(&self, progress: &Progress) -> impl Future<Output = Result<String, ImageError>>;
     /// Builds (if not done yet) and pushes to `target`, skipping blobs the registry has.
     fn publish(
         &self,
         target: &RegistryTarget,
+        progress: &Progress,
     ) -> impl Future<Output = Result<PublishedImage, ImageError>>;
 }
 

@@ -20,6 +20,8 @@ pub struct Progress {
     started: Instant,
     spinner: Option<ProgressBar>,
     last_rollout: Mutex<String>,
+    /// Last quarter of a transfer printed in plain mode.
+    last_quarter: Mutex<u64>,
 }
 
 impl Progress {
@@ -38,6 +40,7 @@ impl Progress {
             started: Instant::now(),
             spinner,
             last_rollout: Mutex::new(String::new()),
+            last_quarter: Mutex::new(0),
         }
     }
 
@@ -88,6 +91,32 @@ impl Progress {
             None => {}
         }
         *last = text;
+    }
+
+    /// Bytes sent of a transfer (image push): a byte bar on a terminal, a line per quarter
+    /// otherwise.
+    pub fn transfer(&self, what: &str, sent: u64, total: u64) {
+        match &self.spinner {
+            Some(bar) => bar.set_message(format!(
+                "{what}: {} / {}",
+                indicatif::HumanBytes(sent),
+                indicatif::HumanBytes(total)
+            )),
+            None => {
+                let quarter = (sent * 4).checked_div(total).unwrap_or(4);
+                let Ok(mut last) = self.last_quarter.lock() else {
+                    return;
+                };
+                if quarter != *last {
+                    *last = quarter;
+                    self.line(&format!(
+                        "{what}: {} / {}",
+                        indicatif::HumanBytes(sent),
+                        indicatif::HumanBytes(total)
+                    ));
+                }
+            }
+        }
     }
 
     pub fn finish(&self) {

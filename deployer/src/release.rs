@@ -117,7 +117,7 @@ pub async fn release<P: ImagePublisher>(
         ImageSource::Build(publisher) => {
             let target = resolve_target(&config.registry, &aws.ecr).await?;
             progress.step(format!("build and push to {}", target.repository_url()));
-            let pushed = publisher.publish(&target).await?;
+            let pushed = publisher.publish(&target, progress).await?;
             progress.done(format!("pushed {}", pushed.reference));
             pushed
         }
@@ -331,12 +331,13 @@ pub async fn failure(
 pub struct NoPublisher;
 
 impl ImagePublisher for NoPublisher {
-    async fn build(&self) -> Result<String, ImageError> {
+    async fn build(&self, _: &Progress) -> Result<String, ImageError> {
         Err(ImageError::NoBuilder)
     }
     async fn publish(
         &self,
         _: &crate::image::RegistryTarget,
+        _: &Progress,
     ) -> Result<PublishedImage, ImageError> {
         Err(ImageError::NoBuilder)
     }

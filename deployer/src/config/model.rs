@@ -79,6 +79,16 @@ pub struct ImageSection {
     pub package: String,
     #[serde(default = "default_package")]
     pub binary: String,
+    /// Cargo workspace the image is built from (relative to the working directory).
+    #[serde(default = "default_context")]
+    pub context: std::path::PathBuf,
+    /// Target directory of the static build; default `$CARGO_TARGET_DIR/static` or
+    /// `CONTEXT/target/static`, apart from normal builds whose RUSTFLAGS differ.
+    pub target_dir: Option<std::path::PathBuf>,
+}
+
+fn default_context() -> std::path::PathBuf {
+    ".".into()
 }
 
 fn default_package() -> String {
@@ -90,6 +100,8 @@ impl Default for ImageSection {
         Self {
             package: default_package(),
             binary: default_package(),
+            context: default_context(),
+            target_dir: None,
         }
     }
 }
