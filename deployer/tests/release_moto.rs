@@ -11,6 +11,24 @@ use common::{Stage, digest, image};
 #[tokio::test]
 async fn first_release_creates_everything_and_second_is_a_noop() {
     let stage = Stage::start().await;
+    let plan = stage.run(&["plan", "--image", &image(1)]);
+    let text = String::from_utf8_lossy(&plan.stdout);
+    assert!(
+        text.contains("create ECR repository data-processor"),
+        "{text}"
+    );
+    assert!(
+        text.contains("register a new revision of data-processor-task"),
+        "{text}"
+    );
+    assert!(
+        text.contains("service data-processor-service: create with 4 tasks"),
+        "{text}"
+    );
+    assert!(text.contains("+   \"placement\": ["), "{text}");
+    assert!(text.contains("+     \"min\": 4,"), "{text}");
+    assert!(stage.revisions().await.is_empty(), "plan changes nothing");
+
     let first = stage.run_json(&["release", "--image", &image(1)]);
     assert_eq!(first["registered_revision"], true);
     assert_eq!(first["service"], "create");
@@ -371,4 +389,29 @@ async fn a_rollout_that_never_completes_times_out_with_a_report() {
     let doc: serde_json::Value = serde_json::from_slice(&json.stdout).expect("one JSON document");
     assert_eq!(doc["exit_code"], deployer::error::exit::TIMED_OUT);
     assert!(doc["report"]["stopped_tasks"].is_array(), "{doc}");
+}
+
+#[tokio::test]
+async fn ecr_login_decodes_the_authorization_token() {
+    let stage = Stage::start().await;
+    let path = common::config_path();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let config = deployer::config::parse(&path, &text, None, []).unwrap();
+    let ecr = aws_sdk_ecr::Client::new(&stage.sdk);
+    let target = deployer::image::resolve_target(&config.registry, &ecr)
+        .await
+        .unwrap();
+    // moto's token is base64("AWS:123456789012-auth-token"); the host comes from proxyEndpoint.
+    assert_eq!(target.host, "123456789012.dkr.ecr.us-east-1.amazonaws.com");
+    assert_eq!(
+        target.repository_url(),
+        "123456789012.dkr.ecr.us-east-1.amazonaws.com/data-processor"
+    );
+    assert_eq!(target.username.as_deref(), Some("AWS"));
+    assert_eq!(target.password.as_deref(), Some("123456789012-auth-token"));
+    assert!(!target.insecure);
+    assert!(
+        !format!("{target:?}").contains("auth-token"),
+        "Debug hides the password"
+    );
 }
