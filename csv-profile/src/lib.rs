@@ -79,19 +79,21 @@ pub fn profile<R: Read>(
     options: &ProfileOptions,
     progress: &mut dyn FnMut(u64) -> ControlFlow<()>,
 ) -> Result<Profile, ProfileError> {
-    let mut prefix = Vec::with_capacity(options.sniff_bytes);
+    // At least a BOM and one byte, so that a BOM is never split by the sniff boundary.
+    let sniff_bytes = options.sniff_bytes.max(BOM.len() + 1);
+    let mut prefix = Vec::with_capacity(sniff_bytes);
     (&mut reader)
-        .take(options.sniff_bytes as u64)
+        .take(sniff_bytes as u64)
         .read_to_end(&mut prefix)
         .map_err(|e| ProfileError::Io {
             bytes: 0,
             message: e.to_string(),
         })?;
-    let complete = prefix.len() < options.sniff_bytes;
+    let complete = prefix.len() < sniff_bytes;
     let bom = prefix.starts_with(BOM);
     let bom_len = if bom { BOM.len() } else { 0 };
     let body = &prefix[bom_len..];
-    if body.is_empty() {
+    if body.is_empty() && complete {
         return Err(ProfileError::Empty);
     }
     // Checked before sniffing so that binary input is named as such rather than as
@@ -201,7 +203,7 @@ impl<R: Read> Run<'_, R> {
                 if progress(bytes).is_break() {
                     return Err(ProfileError::Cancelled { bytes });
                 }
-                next_progress = bytes + interval;
+                next_progress = bytes.saturating_add(interval);
             }
         }
         Ok(columns)
@@ -217,7 +219,12 @@ impl<R: Read> Run<'_, R> {
         Ok((0..self.record.len())
             .map(|i| {
                 let name = self.field(text, i).map(infer::trim).unwrap_or_default();
-                ColumnState::new(name.to_owned())
+                // An unnamed column (e.g. a pandas index) still needs a usable name.
+                if name.is_empty() {
+                    ColumnState::new(format!("column_{}", i + 1))
+                } else {
+                    ColumnState::new(name.to_owned())
+                }
             })
             .collect())
     }

@@ -1,8 +1,8 @@
 //! The result of profiling, as stored (JSON) next to the file.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Profile {
     /// Data rows, not counting the header.
     pub rows: u64,
@@ -19,9 +19,9 @@ pub struct Profile {
 
 /// Statistics of one column. All of them ignore nulls, and see values trimmed of
 /// surrounding spaces and tabs.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ColumnProfile {
-    /// The header's field, or `column_N` (1-based) without a header.
+    /// The header's field, or `column_N` (1-based) without a header or for an empty one.
     pub name: String,
     #[serde(rename = "type")]
     pub column_type: ColumnType,
@@ -46,7 +46,7 @@ pub struct ColumnProfile {
 }
 
 /// A column's type: the narrowest type that every non-null value fits, tried in this order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ColumnType {
     /// Every value is an optionally signed decimal integer that fits in an i64.
@@ -65,7 +65,7 @@ pub enum ColumnType {
     Empty,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Scalar {
     Integer(i64),
