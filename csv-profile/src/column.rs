@@ -15,6 +15,7 @@ use crate::welford::Welford;
 /// Dense size is 12 KiB per column; small cardinalities use far less.
 const HLL_PRECISION: usize = 14;
 const HLL_REGISTER_BITS: usize = 6;
+const HASH_SEED: u64 = 0x5EED;
 type Distinct = CardinalityEstimator<str, wyhash::WyHash, HLL_PRECISION, HLL_REGISTER_BITS>;
 
 pub struct ColumnState {
@@ -85,7 +86,10 @@ impl ColumnState {
             self.observe_datetime(value);
         }
         self.observe_text(value, ascii);
-        self.distinct.insert(value);
+        // One-shot hashing of the bytes is cheaper than the streaming `Hasher` that
+        // `insert` goes through; the estimator only needs a well-mixed 64-bit hash.
+        self.distinct
+            .insert_hash(wyhash::wyhash(value.as_bytes(), HASH_SEED));
     }
 
     fn observe_number(&mut self, value: &str) {
@@ -138,9 +142,9 @@ impl ColumnState {
         if self.values == 1 {
             value.clone_into(&mut self.text_min);
             value.clone_into(&mut self.text_max);
-        } else if value < self.text_min.as_str() {
+        } else if less(value, &self.text_min) {
             value.clone_into(&mut self.text_min);
-        } else if value > self.text_max.as_str() {
+        } else if less(&self.text_max, value) {
             value.clone_into(&mut self.text_max);
         }
     }
@@ -205,6 +209,15 @@ impl ColumnState {
             min_length: has_values.then_some(self.min_chars),
             max_length: has_values.then_some(self.max_chars),
         }
+    }
+}
+
+/// Byte-wise `a < b`, deciding on the first byte when it differs: most comparisons
+/// against the running min/max end there, and `str`'s `<` always calls `memcmp`.
+fn less(a: &str, b: &str) -> bool {
+    match (a.as_bytes().first(), b.as_bytes().first()) {
+        (Some(x), Some(y)) if x != y => x < y,
+        _ => a < b,
     }
 }
 

@@ -14,7 +14,13 @@ pub const NULL_TOKENS: [&str; 6] = ["null", "na", "n/a", "nan", "none", "#n/a"];
 
 /// Spaces and tabs around a value carry no meaning for its type or statistics.
 pub fn trim(field: &str) -> &str {
-    field.trim_matches([' ', '\t'])
+    let blank = |b: &u8| matches!(b, b' ' | b'\t');
+    let bytes = field.as_bytes();
+    // Nearly every field has nothing to trim; skip the char-pattern machinery for those.
+    match (bytes.first(), bytes.last()) {
+        (Some(first), Some(last)) if blank(first) || blank(last) => field.trim_matches([' ', '\t']),
+        _ => field,
+    }
 }
 
 /// `value` must already be trimmed.
