@@ -129,6 +129,14 @@ mod tests {
     }
 
     #[test]
+    fn trim_removes_only_outer_spaces_and_tabs() {
+        assert_eq!(trim(" a b\t"), "a b");
+        assert_eq!(trim("a b"), "a b");
+        assert_eq!(trim("\u{a0}x"), "\u{a0}x");
+        assert_eq!(trim(" \t "), "");
+    }
+
+    #[test]
     fn integers_are_signed_decimal_i64() {
         assert_eq!(parse_int("42"), Some(42));
         assert_eq!(parse_int("-7"), Some(-7));

@@ -6,7 +6,7 @@
 //! parser ahead of the rest of the stream. A UTF-8 byte order mark is skipped.
 //!
 //! Memory does not grow with the number of rows: each column keeps O(1) counters, the text
-//! of its current min/max values (each at most `max_field_bytes`) and a 12 KiB HyperLogLog
+//! of its current min/max values (each at most `max_field_bytes`) and a 24 KiB HyperLogLog
 //! sketch; the parser holds at most one record (`max_record_bytes`).
 //!
 //! Value rules (see [`ColumnType`] for the type order): values are trimmed of surrounding
