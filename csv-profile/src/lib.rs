@@ -11,6 +11,24 @@
 //!
 //! Value rules (see [`ColumnType`] for the type order): values are trimmed of surrounding
 //! spaces and tabs; a value is null when empty or one of [`NULL_TOKENS`] (any case).
+//!
+//! ```
+//! use std::ops::ControlFlow;
+//! use csv_profile::{ColumnType, ProfileOptions, profile};
+//!
+//! let csv = "id,price\n1,9.5\n2,10.5\n";
+//! let p = profile(csv.as_bytes(), &ProfileOptions::default(), &mut |_bytes_read| {
+//!     ControlFlow::Continue(())
+//! })?;
+//! assert_eq!((p.rows, p.delimiter.as_str(), p.has_header), (2, ",", true));
+//! assert_eq!(p.column_profiles[1].column_type, ColumnType::Float);
+//! assert_eq!(p.column_profiles[1].mean, Some(10.0));
+//! # Ok::<(), csv_profile::ProfileError>(())
+//! ```
+//!
+//! The work is CPU-bound and blocking: an async caller runs it on
+//! `tokio::task::spawn_blocking` over `tokio_util::io::SyncIoBridge`, and lets `progress`
+//! record the bytes read and return `Break` once the job is cancelled.
 
 mod column;
 mod error;
