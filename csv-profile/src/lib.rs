@@ -282,13 +282,22 @@ impl<R: Read> Run<'_, R> {
     /// The whole record as text, validated once rather than field by field.
     fn record_text(&self) -> Result<&str, ProfileError> {
         let bytes = self.record.as_slice();
-        if memchr::memchr(0, bytes).is_some() {
-            return Err(ProfileError::Binary { line: self.line() });
+        if let Some(at) = memchr::memchr(0, bytes) {
+            return Err(ProfileError::Binary {
+                line: self.line_at(at),
+            });
         }
         std::str::from_utf8(bytes).map_err(|e| ProfileError::InvalidUtf8 {
-            line: self.line(),
+            line: self.line_at(e.valid_up_to()),
             column: self.column_at(e.valid_up_to()),
         })
+    }
+
+    /// Line of byte `offset` of the record's fields: the record's first line plus the
+    /// newlines before it, which can only come from quoted fields spanning lines.
+    fn line_at(&self, offset: usize) -> u64 {
+        let before = &self.record.as_slice()[..offset.min(self.record.as_slice().len())];
+        self.line() + memchr::memchr_iter(b'\n', before).count() as u64
     }
 
     /// 1-based column holding byte `offset` of the record's fields.

@@ -124,6 +124,12 @@ fn invalid_utf8_names_line_and_column() {
 }
 
 #[test]
+fn invalid_utf8_inside_a_multi_line_field_names_its_own_line() {
+    let err = run(b"a,b\n1,\"first\nsecond\nthird \xff\"\n").unwrap_err();
+    assert_eq!(err, ProfileError::InvalidUtf8 { line: 4, column: 2 });
+}
+
+#[test]
 fn a_character_split_by_the_delimiter_is_invalid_utf8() {
     // 0xC3 0xA9 is "é"; with a comma between them each field is broken on its own.
     let err = run(b"a,b\n\xC3,\xA9\n").unwrap_err();
