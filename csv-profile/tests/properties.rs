@@ -2,6 +2,7 @@
 //! reference computed from the values the generator produced.
 
 use std::collections::HashSet;
+use std::io::{self, Read};
 use std::ops::ControlFlow;
 
 use csv_profile::{ColumnProfile, ColumnType, ProfileOptions, Scalar, profile};
@@ -317,4 +318,45 @@ fn check_column(
         );
     }
     Ok(())
+}
+
+/// Hands out the input in the given chunk sizes (cycling), with an `Interrupted` error
+/// before every chunk, as a network stream might.
+struct Chunked<'a> {
+    input: &'a [u8],
+    sizes: Vec<usize>,
+    next: usize,
+    interrupt: bool,
+}
+
+impl Read for Chunked<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.interrupt = !self.interrupt;
+        if self.interrupt {
+            return Err(io::ErrorKind::Interrupted.into());
+        }
+        let size = self.sizes[self.next % self.sizes.len()];
+        self.next += 1;
+        let n = size.min(buf.len()).min(self.input.len());
+        buf[..n].copy_from_slice(&self.input[..n]);
+        self.input = &self.input[n..];
+        Ok(n)
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(100))]
+
+    #[test]
+    fn the_result_does_not_depend_on_how_the_stream_is_chunked(
+        (dialect, columns) in table(),
+        sizes in prop::collection::vec(1usize..300, 1..8),
+    ) {
+        let input = write_csv(&dialect, &columns);
+        let options = options_for(&dialect);
+        let whole = profile(&input[..], &options, &mut |_| ControlFlow::Continue(())).unwrap();
+        let chunked = Chunked { input: &input, sizes, next: 0, interrupt: false };
+        let streamed = profile(chunked, &options, &mut |_| ControlFlow::Continue(())).unwrap();
+        prop_assert_eq!(streamed, whole);
+    }
 }
