@@ -234,17 +234,17 @@ impl<R: Read> Run<'_, R> {
                 .collect());
         }
         let text = self.record_text()?;
-        Ok((0..self.record.len())
+        (0..self.record.len())
             .map(|i| {
-                let name = self.field(text, i).map(infer::trim).unwrap_or_default();
+                let name = infer::trim(self.field(text, i)?);
                 // An unnamed column (e.g. a pandas index) still needs a usable name.
-                if name.is_empty() {
+                Ok(if name.is_empty() {
                     ColumnState::new(format!("column_{}", i + 1))
                 } else {
                     ColumnState::new(name.to_owned())
-                }
+                })
             })
-            .collect())
+            .collect()
     }
 
     fn next_record(&mut self) -> Result<bool, ProfileError> {

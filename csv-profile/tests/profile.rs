@@ -137,6 +137,17 @@ fn a_character_split_by_the_delimiter_is_invalid_utf8() {
 }
 
 #[test]
+fn invalid_utf8_in_the_header_is_line_1() {
+    let options = ProfileOptions {
+        has_header: Some(true),
+        ..ProfileOptions::default()
+    };
+    let err = run_with(b"a,\xC3,\xA9\n1,2,3\n", &options).unwrap_err();
+    assert_eq!(err.kind(), "invalid_utf8", "{err}");
+    assert_eq!(err.line(), Some(1));
+}
+
+#[test]
 fn binary_input_is_not_csv() {
     let err = run(b"PK\x03\x04\x14\x00\x00\x00\x08\x00").unwrap_err();
     assert_eq!(err, ProfileError::Binary { line: 1 });
