@@ -21,7 +21,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::configuration::Config;
 use crate::db::{Db, DbError};
-use crate::middleware::{csrf, metrics, problem};
+use crate::middleware::{csrf, drain, metrics, problem};
 use crate::routes;
 use crate::sessions::{self, AppSessionStore};
 use crate::state::AppState;
@@ -216,6 +216,10 @@ pub fn build_router(state: AppState, session_store: AppSessionStore) -> Router {
     let session_layer = sessions::layer(session_store, &state.config);
     // Installs the metrics recorder before the first request is counted.
     let _ = metrics::handle();
+    let drain = axum::middleware::from_fn_with_state(
+        state.clone(),
+        drain::close_connections_while_draining,
+    );
     routes::router().with_state(state).layer(
         ServiceBuilder::new()
             .layer(SetSensitiveHeadersLayer::new([
@@ -226,6 +230,7 @@ pub fn build_router(state: AppState, session_store: AppSessionStore) -> Router {
             .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
             .layer(PropagateRequestIdLayer::new(REQUEST_ID))
             .layer(SetResponseHeaderLayer::overriding(SERVED_BY, served_by))
+            .layer(drain)
             .layer(
                 TraceLayer::new_for_http()
                     .make_span_with(RequestSpan)
