@@ -253,7 +253,9 @@ impl Config {
 
     /// Checks what clap's types cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        self.database_kind()?;
+        let kind = self.database_kind()?;
+        crate::db::check_url(kind, self.database_url())
+            .map_err(|problem| ConfigError::new("DATABASE_URL", problem))?;
         if self.storage_url().trim().is_empty() {
             return Err(ConfigError::new("STORAGE_URL", "must not be empty"));
         }

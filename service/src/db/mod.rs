@@ -196,6 +196,15 @@ impl Db {
     }
 }
 
+/// Whether `url` parses as a connection URL of its kind (for configuration validation).
+pub fn check_url(kind: DatabaseKind, url: &str) -> Result<(), String> {
+    match kind {
+        DatabaseKind::Postgres => PgConnectOptions::from_str(url).map(|_| ()),
+        DatabaseKind::Sqlite => SqliteConnectOptions::from_str(url).map(|_| ()),
+    }
+    .map_err(|e| format!("does not parse: {e}"))
+}
+
 fn postgres_options(url: &str, statement_timeout: Duration) -> Result<PgConnectOptions, DbError> {
     let options = PgConnectOptions::from_str(url)
         .map_err(|e| DbError::Unavailable(format!("DATABASE_URL does not parse: {e}")))?

@@ -31,6 +31,7 @@ fn invalid_configuration_exits_2_with_one_line_naming_the_variable() {
     for (variable, value) in [
         ("LISTEN_ADDR", "not-an-address"),
         ("DATABASE_URL", "mysql://somewhere/db"),
+        ("DATABASE_URL", "postgres://user@host:notaport/db"),
         ("SESSION_IDLE_TIMEOUT", "soon"),
         ("S3_PART_SIZE", "1024"),
         ("SESSION_COOKIE_SECURE", "maybe"),
@@ -386,5 +387,32 @@ async fn the_binary_runs_embedded_with_no_configuration() {
         logs.lines()
             .any(|l| l.contains("WARN") && l.contains("single")),
         "no single-node warning in: {logs}"
+    );
+}
+
+/// An idle keep-alive connection stays open until HTTP_KEEPALIVE_TIMEOUT (default 75 s, above the
+/// ALB's 60 s), then the server closes it. Here with 1 s, to see both halves.
+#[tokio::test]
+async fn idle_keep_alive_connections_close_after_the_configured_timeout() {
+    let app = spawn_app_with(&["--http-keepalive-timeout", "1s"]).await;
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", app.port))
+        .await
+        .unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: test\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = stream.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    let idle_since = std::time::Instant::now();
+    let closed = tokio::time::timeout(WAIT, stream.read(&mut buf))
+        .await
+        .expect("the server closes the idle connection");
+    assert_eq!(closed.unwrap_or(0), 0, "EOF, not more data");
+    assert!(
+        idle_since.elapsed() >= Duration::from_millis(900),
+        "closed after {:?}, before the timeout",
+        idle_since.elapsed()
     );
 }
