@@ -92,7 +92,7 @@ impl Application {
             );
         }
         let db = Db::connect(&config)?;
-        db.migrate(&config).await?;
+        db.migrate_when_available(&config).await?;
         let session_store = AppSessionStore::new(&db, config.database_statement_timeout)
             .map_err(StartupError::Sessions)?;
         crate::domain::password::warm_up();

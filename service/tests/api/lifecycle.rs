@@ -58,6 +58,7 @@ fn help_lists_every_setting() {
         "DATABASE_MAX_CONNECTIONS",
         "DATABASE_ACQUIRE_TIMEOUT",
         "DATABASE_STATEMENT_TIMEOUT",
+        "DATABASE_STARTUP_TIMEOUT",
         "STORAGE_URL",
         "S3_FORCE_PATH_STYLE",
         "S3_CHECKSUM_WHEN_REQUIRED",
