@@ -95,7 +95,8 @@ impl Application {
         db.migrate_when_available(&config).await?;
         let session_store = AppSessionStore::new(&db, config.database_statement_timeout)
             .map_err(StartupError::Sessions)?;
-        crate::domain::password::warm_up();
+        // Off the runtime like every hash: it costs tens of milliseconds of CPU.
+        let _ = tokio::task::spawn_blocking(crate::domain::password::warm_up).await;
         let listener = TcpListener::bind(config.listen_addr)
             .await
             .map_err(|source| StartupError::Bind {
