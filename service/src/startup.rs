@@ -21,7 +21,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::configuration::Config;
 use crate::db::{Db, DbError};
-use crate::middleware::{csrf, metrics, problem};
+use crate::middleware::{csrf, drain, metrics, problem};
 use crate::routes;
 use crate::sessions::{self, AppSessionStore};
 use crate::state::AppState;
@@ -92,10 +92,11 @@ impl Application {
             );
         }
         let db = Db::connect(&config)?;
-        db.migrate(&config).await?;
+        db.migrate_when_available(&config).await?;
         let session_store = AppSessionStore::new(&db, config.database_statement_timeout)
             .map_err(StartupError::Sessions)?;
-        crate::domain::password::warm_up();
+        // Off the runtime like every hash: it costs tens of milliseconds of CPU.
+        let _ = tokio::task::spawn_blocking(crate::domain::password::warm_up).await;
         let listener = TcpListener::bind(config.listen_addr)
             .await
             .map_err(|source| StartupError::Bind {
@@ -216,6 +217,10 @@ pub fn build_router(state: AppState, session_store: AppSessionStore) -> Router {
     let session_layer = sessions::layer(session_store, &state.config);
     // Installs the metrics recorder before the first request is counted.
     let _ = metrics::handle();
+    let drain = axum::middleware::from_fn_with_state(
+        state.clone(),
+        drain::close_connections_while_draining,
+    );
     routes::router().with_state(state).layer(
         ServiceBuilder::new()
             .layer(SetSensitiveHeadersLayer::new([
@@ -226,6 +231,7 @@ pub fn build_router(state: AppState, session_store: AppSessionStore) -> Router {
             .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
             .layer(PropagateRequestIdLayer::new(REQUEST_ID))
             .layer(SetResponseHeaderLayer::overriding(SERVED_BY, served_by))
+            .layer(drain)
             .layer(
                 TraceLayer::new_for_http()
                     .make_span_with(RequestSpan)

@@ -122,3 +122,28 @@ async fn a_hung_database_gives_fast_503s_not_hung_requests() {
     })
     .await;
 }
+
+/// A replica started while the database is down waits for it (DATABASE_STARTUP_TIMEOUT) instead
+/// of exiting, then migrates and serves.
+#[tokio::test]
+async fn a_replica_started_while_the_database_is_down_waits_for_it() {
+    let mut pg = PrivatePostgres::start().await;
+    let db = TestDatabase::create_on(&pg.admin_url()).await;
+    pg.stop();
+    // The replica starts first (its first attempts are refused), the database a moment later.
+    let (app, ()) = tokio::time::timeout(WAIT, async {
+        tokio::join!(
+            spawn_app_on(&db.url, &["--database-acquire-timeout", "1s"]),
+            pg.start_server()
+        )
+    })
+    .await
+    .expect("the replica starts once the database answers");
+    assert_eq!(app.get("/readyz").await.status(), 200);
+    assert_eq!(
+        app.register("late-start", crate::helpers::PASSWORD)
+            .await
+            .status(),
+        201
+    );
+}
