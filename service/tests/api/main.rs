@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod files;
 mod health;
 mod lifecycle;
 mod outage;
