@@ -8,6 +8,8 @@ mod download;
 mod range;
 mod upload;
 
+use std::time::Duration;
+
 use axum::Router;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, Request, State};
@@ -20,6 +22,8 @@ use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
 use crate::auth::AuthenticatedUser;
+use crate::db::Db;
+use crate::db::DbError;
 use crate::db::files::{self, FileRow};
 use crate::error::{ApiError, ApiJson};
 use crate::state::AppState;
@@ -27,6 +31,8 @@ use crate::storage::SharedStore;
 
 const DEFAULT_PAGE: u32 = 50;
 const MAX_PAGE: u32 = 100;
+/// Each attempt waits one statement timeout first (5 s by default).
+const MAX_SETTLE_ATTEMPTS: u32 = 36;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -88,8 +94,6 @@ async fn create(
             state.config.upload_max_bytes,
         )
         .await?;
-    // From here until the row is written, a failure or a dropped request deletes the object.
-    let orphan = DeleteOnDrop::new(state.store.clone(), &object_key);
     let row = FileRow {
         id,
         user_id: user.id,
@@ -101,11 +105,16 @@ async fn create(
         // Postgres keeps microseconds: the value returned now is the one read back later.
         created_at: truncate_to_micros(OffsetDateTime::now_utc()),
     };
-    if let Err(error) = files::insert(&state.db, &row).await {
-        orphan.delete_now().await;
-        return Err(error.into());
+    // From here until the row is written, a failure or a dropped request settles the object.
+    let pending = PendingObject::new(&state, &row);
+    match files::insert(&state.db, &row).await {
+        Ok(()) => pending.disarm(),
+        Err(error) => {
+            if pending.settle(is_ambiguous(&error)).await != Settled::RowExists {
+                return Err(error.into());
+            }
+        }
     }
-    orphan.disarm();
     Ok((StatusCode::CREATED, ApiJson(row.into())))
 }
 
@@ -210,44 +219,116 @@ fn truncate_to_micros(time: OffsetDateTime) -> OffsetDateTime {
     time.replace_microsecond(micros).unwrap_or(time)
 }
 
-/// Deletes an object whose row was not written: at once on `delete_now`, or in the background
-/// when the request's future is dropped (the client went away) before `disarm`.
-struct DeleteOnDrop {
-    store: SharedStore,
-    key: Option<String>,
+/// A timed-out or cut-off insert may still commit after the error (the database finishes a
+/// statement it has received; SQLite's worker thread is not cancelled by a dropped future).
+fn is_ambiguous(error: &DbError) -> bool {
+    matches!(error, DbError::Unavailable(_))
 }
 
-impl DeleteOnDrop {
-    fn new(store: SharedStore, key: &str) -> Self {
+#[derive(Debug, PartialEq, Eq)]
+enum Settled {
+    /// The row was written after all: the upload succeeded.
+    RowExists,
+    /// No row: the object was deleted.
+    Deleted,
+    /// Could not tell (the database does not answer): the object is kept, since bytes without a
+    /// row only cost storage, while a row without bytes is a broken file.
+    Unknown,
+}
+
+/// The object of an upload whose row is not written yet. Settled on `settle` when the insert
+/// failed, or in the background when the request's future is dropped (the client went away)
+/// before `disarm`.
+struct PendingObject {
+    job: Option<SettleJob>,
+}
+
+#[derive(Clone)]
+struct SettleJob {
+    store: SharedStore,
+    db: Db,
+    /// How long the database may still be working on a statement we gave up on.
+    statement_timeout: Duration,
+    user_id: Uuid,
+    id: Uuid,
+    key: String,
+}
+
+impl PendingObject {
+    fn new(state: &AppState, row: &FileRow) -> Self {
         Self {
-            store,
-            key: Some(key.to_owned()),
+            job: Some(SettleJob {
+                store: state.store.clone(),
+                db: state.db.clone(),
+                statement_timeout: state.config.database_statement_timeout,
+                user_id: row.user_id,
+                id: row.id,
+                key: row.object_key.clone(),
+            }),
         }
     }
 
     fn disarm(mut self) {
-        self.key = None;
+        self.job = None;
     }
 
-    async fn delete_now(mut self) {
-        if let Some(key) = self.key.take()
-            && let Err(error) = self.store.delete(&key).await
-        {
-            tracing::warn!(%error, key, "deleting the object of a file without a row failed");
+    /// Settles once; when that cannot tell, keeps trying in the background.
+    async fn settle(mut self, insert_may_commit: bool) -> Settled {
+        let Some(job) = self.job.take() else {
+            return Settled::Unknown;
+        };
+        let settled = job.clone().run(insert_may_commit).await;
+        if settled == Settled::Unknown {
+            tokio::spawn(job.run_until_known());
+        }
+        settled
+    }
+}
+
+impl Drop for PendingObject {
+    fn drop(&mut self) {
+        let Some(job) = self.job.take() else { return };
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(job.run_until_known());
         }
     }
 }
 
-impl Drop for DeleteOnDrop {
-    fn drop(&mut self) {
-        let Some(key) = self.key.take() else { return };
-        let store = self.store.clone();
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move {
-                if let Err(error) = store.delete(&key).await {
-                    tracing::warn!(%error, key, "deleting the object of a dropped upload failed");
+impl SettleJob {
+    /// Retries for a few minutes (a database failover takes one or two), then leaves the object
+    /// to the operator: it is logged, and bytes without a row are only a cost.
+    async fn run_until_known(self) {
+        for _ in 0..MAX_SETTLE_ATTEMPTS {
+            if self.clone().run(true).await != Settled::Unknown {
+                return;
+            }
+        }
+        tracing::error!(
+            key = self.key,
+            "an upload's object may have no row; it is kept"
+        );
+    }
+
+    #[tracing::instrument(skip_all, fields(file_id = %self.id))]
+    async fn run(self, insert_may_commit: bool) -> Settled {
+        if insert_may_commit {
+            // Let a statement the database is still running finish (or time out) first.
+            tokio::time::sleep(self.statement_timeout).await;
+            match files::find(&self.db, self.user_id, self.id).await {
+                Ok(Some(_)) => return Settled::RowExists,
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::warn!(%error, key = self.key, "cannot tell whether an upload's row exists: its object is kept");
+                    return Settled::Unknown;
                 }
-            });
+            }
+        }
+        match self.store.delete(&self.key).await {
+            Ok(()) => Settled::Deleted,
+            Err(error) => {
+                tracing::warn!(%error, key = self.key, "deleting the object of a file without a row failed");
+                Settled::Unknown
+            }
         }
     }
 }

@@ -16,7 +16,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use testkit::moto::MotoServer;
-use testkit::postgres::TestDatabase;
+use testkit::postgres::{PrivatePostgres, TestDatabase};
 
 use crate::helpers::{PASSWORD, WAIT, assert_problem, config, json, session_cookie, unique_name};
 
@@ -41,9 +41,12 @@ impl Drop for FilesApp {
 
 /// The service on a fresh database and an empty moto bucket, with extra flags.
 async fn spawn_files_app(args: &[&str]) -> FilesApp {
+    spawn_files_app_on(TestDatabase::create().await, args).await
+}
+
+async fn spawn_files_app_on(db: TestDatabase, args: &[&str]) -> FilesApp {
     let moto = MotoServer::start().await;
     let bucket = moto.create_bucket().await;
-    let db = TestDatabase::create().await;
     let storage_url = format!("s3://{bucket}");
     let mut all = vec![
         "--database-url",
@@ -649,6 +652,53 @@ async fn storage_down_is_a_quick_503_and_recovers() {
             .status(),
         200
     );
+}
+
+#[tokio::test]
+async fn database_gone_after_the_upload_leaves_no_object_once_it_is_back() {
+    let mut pg = PrivatePostgres::start().await;
+    let db = TestDatabase::create_on(&pg.admin_url()).await;
+    let app = spawn_files_app_on(
+        db,
+        &[
+            "--database-statement-timeout",
+            "1s",
+            "--database-acquire-timeout",
+            "1s",
+        ],
+    )
+    .await;
+    let (_, cookie) = app.signed_in().await;
+
+    // The session is checked when the headers arrive; the body follows at the test's pace.
+    let (mut body, receiver) = futures::channel::mpsc::channel::<Result<Bytes, std::io::Error>>(1);
+    let upload = app.upload(
+        &cookie,
+        "late.bin",
+        "application/octet-stream",
+        reqwest::Body::wrap_stream(receiver),
+    );
+    let feed = async {
+        use futures::SinkExt;
+        body.send(Ok(Bytes::from(vec![1u8; 1024 * 1024])))
+            .await
+            .unwrap();
+        pg.stop();
+        body.send(Ok(Bytes::from(vec![2u8; 1024]))).await.unwrap();
+        drop(body);
+    };
+    let (response, ()) = tokio::join!(upload, feed);
+    // The object is stored, the row cannot be written: 503, and no file appears.
+    assert_problem(response, 503).await;
+
+    pg.start_server().await;
+    // Once the database answers again, the object without a row is deleted.
+    testkit::wait_until("the object without a row to be deleted", WAIT, || async {
+        app.objects().await.is_empty().then_some(())
+    })
+    .await;
+    assert_eq!(app.file_rows().await, 0);
+    assert_eq!(app.open_uploads().await, 0);
 }
 
 #[tokio::test]
