@@ -73,6 +73,10 @@ pub struct Config {
     #[arg(long, env = "DATABASE_STATEMENT_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
     pub database_statement_timeout: Duration,
 
+    /// At start, wait this long for an unavailable database (retrying) before giving up.
+    #[arg(long, env = "DATABASE_STARTUP_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub database_startup_timeout: Duration,
+
     /// Object storage: `s3://bucket[/prefix]` (production; AWS credential/region chain and
     /// AWS_ENDPOINT_URL apply) or a local folder (embedded). Default: ./data/files.
     #[arg(long, env = "STORAGE_URL")]
@@ -253,7 +257,9 @@ impl Config {
 
     /// Checks what clap's types cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        self.database_kind()?;
+        let kind = self.database_kind()?;
+        crate::db::check_url(kind, self.database_url())
+            .map_err(|problem| ConfigError::new("DATABASE_URL", problem))?;
         if self.storage_url().trim().is_empty() {
             return Err(ConfigError::new("STORAGE_URL", "must not be empty"));
         }

@@ -46,7 +46,7 @@ async fn serve(config: Config) -> i32 {
 async fn migrate(config: Config) -> i32 {
     let result = async {
         let db = db::Db::connect(&config)?;
-        db.migrate(&config).await
+        db.migrate_when_available(&config).await
     }
     .await;
     match result {

@@ -21,12 +21,12 @@ use tower_http::trace::TraceLayer;
 
 use crate::configuration::Config;
 use crate::db::{Db, DbError};
-use crate::middleware::{csrf, metrics, problem};
+use crate::middleware::{csrf, drain, metrics, problem};
 use crate::routes;
 use crate::sessions::{self, AppSessionStore};
 use crate::state::AppState;
 use crate::storage::{self, SharedStore, StorageError};
-use crate::telemetry::{RequestLine, RequestSpan};
+use crate::telemetry::{self, RequestLine, RequestSpan};
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub const SERVED_BY: HeaderName = HeaderName::from_static("x-served-by");
@@ -92,7 +92,7 @@ impl Application {
             );
         }
         let db = Db::connect(&config)?;
-        db.migrate(&config).await?;
+        db.migrate_when_available(&config).await?;
         let session_store = AppSessionStore::new(&db, config.database_statement_timeout)
             .map_err(StartupError::Sessions)?;
         crate::domain::password::warm_up();
@@ -216,6 +216,10 @@ pub fn build_router(state: AppState, session_store: AppSessionStore) -> Router {
     let session_layer = sessions::layer(session_store, &state.config);
     // Installs the metrics recorder before the first request is counted.
     let _ = metrics::handle();
+    let drain = axum::middleware::from_fn_with_state(
+        state.clone(),
+        drain::close_connections_while_draining,
+    );
     routes::router().with_state(state).layer(
         ServiceBuilder::new()
             .layer(SetSensitiveHeadersLayer::new([
@@ -226,6 +230,7 @@ pub fn build_router(state: AppState, session_store: AppSessionStore) -> Router {
             .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
             .layer(PropagateRequestIdLayer::new(REQUEST_ID))
             .layer(SetResponseHeaderLayer::overriding(SERVED_BY, served_by))
+            .layer(drain)
             .layer(
                 TraceLayer::new_for_http()
                     .make_span_with(RequestSpan)
@@ -233,6 +238,7 @@ pub fn build_router(state: AppState, session_store: AppSessionStore) -> Router {
                     .on_response(RequestLine)
                     .on_failure(()),
             )
+            .layer(axum::middleware::from_fn(telemetry::remember_request_span))
             .layer(axum::middleware::from_fn(metrics::record))
             .layer(axum::middleware::from_fn(problem::errors_as_problems))
             .layer(CatchPanicLayer::new())

@@ -50,24 +50,23 @@ pub enum DbError {
 impl From<sqlx::Error> for DbError {
     fn from(error: sqlx::Error) -> Self {
         match &error {
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-                DbError::Unavailable(error.to_string())
-            }
             sqlx::Error::Database(db) if db.is_unique_violation() => DbError::Conflict,
-            // 57014 query_canceled (statement_timeout), 57P01..03 admin shutdown / cannot connect now.
-            sqlx::Error::Database(db)
-                if db
-                    .code()
-                    .is_some_and(|c| c == "57014" || c.starts_with("57P")) =>
-            {
-                DbError::Unavailable(error.to_string())
-            }
-            // SQLITE_BUSY / SQLITE_LOCKED: another writer holds the file longer than busy_timeout.
-            sqlx::Error::Database(db) if db.code().is_some_and(|c| c == "5" || c == "6") => {
-                DbError::Unavailable(error.to_string())
-            }
+            e if is_unavailable(e) => DbError::Unavailable(error.to_string()),
             _ => DbError::Other(error),
         }
+    }
+}
+
+/// Errors that say "the database is not there right now" (retry later), not "this query is wrong".
+fn is_unavailable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => true,
+        // 57014 query_canceled (statement_timeout), 57P01..03 admin shutdown / cannot connect now;
+        // SQLite 5/6: SQLITE_BUSY / SQLITE_LOCKED beyond busy_timeout.
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|c| c == "57014" || c.starts_with("57P") || c == "5" || c == "6"),
+        _ => false,
     }
 }
 
@@ -169,6 +168,31 @@ impl Db {
         Ok(())
     }
 
+    /// `migrate`, retried while the database is unavailable, for up to `DATABASE_STARTUP_TIMEOUT`:
+    /// a replica started during a database failover waits for it instead of crash-looping (which
+    /// would trip ECS's deployment circuit breaker).
+    pub async fn migrate_when_available(&self, config: &Config) -> Result<(), DbError> {
+        let deadline = tokio::time::Instant::now() + config.database_startup_timeout;
+        let mut pause = Duration::from_millis(250);
+        loop {
+            match self.migrate(config).await {
+                Err(DbError::Unavailable(cause)) if tokio::time::Instant::now() < deadline => {
+                    tracing::warn!(%cause, retry_in = ?pause, "database unavailable at start; retrying");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(5));
+                }
+                Err(DbError::Migrate(sqlx::migrate::MigrateError::Execute(e)))
+                    if tokio::time::Instant::now() < deadline && is_unavailable(&e) =>
+                {
+                    tracing::warn!(retry_in = ?pause, "database went away while migrating; retrying");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(5));
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// Runs `query` under the client-side timeout.
     pub async fn timed<T, E>(&self, query: impl Future<Output = Result<T, E>>) -> Result<T, DbError>
     where
@@ -195,6 +219,15 @@ impl Db {
             Pool::Sqlite(p) => (p.size(), p.num_idle()),
         }
     }
+}
+
+/// Whether `url` parses as a connection URL of its kind (for configuration validation).
+pub fn check_url(kind: DatabaseKind, url: &str) -> Result<(), String> {
+    match kind {
+        DatabaseKind::Postgres => PgConnectOptions::from_str(url).map(|_| ()),
+        DatabaseKind::Sqlite => SqliteConnectOptions::from_str(url).map(|_| ()),
+    }
+    .map_err(|e| format!("does not parse: {e}"))
 }
 
 fn postgres_options(url: &str, statement_timeout: Duration) -> Result<PgConnectOptions, DbError> {

@@ -31,6 +31,7 @@ fn invalid_configuration_exits_2_with_one_line_naming_the_variable() {
     for (variable, value) in [
         ("LISTEN_ADDR", "not-an-address"),
         ("DATABASE_URL", "mysql://somewhere/db"),
+        ("DATABASE_URL", "postgres://user@host:notaport/db"),
         ("SESSION_IDLE_TIMEOUT", "soon"),
         ("S3_PART_SIZE", "1024"),
         ("SESSION_COOKIE_SECURE", "maybe"),
@@ -57,6 +58,7 @@ fn help_lists_every_setting() {
         "DATABASE_MAX_CONNECTIONS",
         "DATABASE_ACQUIRE_TIMEOUT",
         "DATABASE_STATEMENT_TIMEOUT",
+        "DATABASE_STARTUP_TIMEOUT",
         "STORAGE_URL",
         "S3_FORCE_PATH_STYLE",
         "S3_CHECKSUM_WHEN_REQUIRED",
@@ -213,10 +215,15 @@ async fn shutdown_drains_and_in_flight_requests_finish() {
         (app.get("/readyz").await.status() == 503).then_some(())
     })
     .await;
+    let during_drain = app.get("/healthz").await;
+    assert_eq!(during_drain.status(), 200, "still serving while draining");
     assert_eq!(
-        app.get("/healthz").await.status(),
-        200,
-        "still serving while draining"
+        during_drain
+            .headers()
+            .get("connection")
+            .map(|v| v.as_bytes()),
+        Some(&b"close"[..]),
+        "keep-alive clients are told to reconnect elsewhere"
     );
     let client = app.client.clone();
     let health = app.url("/healthz");
@@ -253,9 +260,8 @@ async fn shutdown_aborts_what_is_still_running_at_the_deadline() {
 }
 
 /// The real binary on SIGTERM: /readyz 503 while draining, the in-flight request completes,
-/// exit code 0. Needs a storage backend in the binary (the local folder, from the storage work).
+/// exit code 0.
 #[tokio::test]
-#[ignore = "needs storage::connect's local backend (helper S2); un-ignore after merging it"]
 async fn sigterm_drains_the_real_binary_and_exits_0() {
     let db = TestDatabase::create().await;
     let dir = tempfile::tempdir().unwrap();
@@ -303,4 +309,111 @@ async fn sigterm_drains_the_real_binary_and_exits_0() {
     assert_eq!(request_line["status"], 201);
     assert!(request_line["latency_ms"].is_number());
     assert!(request_line["span"]["request_id"].is_string());
+}
+
+#[tokio::test]
+async fn the_healthcheck_subcommand_exits_0_when_healthz_answers_else_1() {
+    let app = crate::helpers::spawn_app().await;
+    let healthy = tokio::task::spawn_blocking({
+        let addr = format!("0.0.0.0:{}", app.port);
+        move || run_binary(&["healthcheck"], &[("LISTEN_ADDR", &addr)])
+    })
+    .await
+    .unwrap();
+    assert_eq!(healthy.status.code(), Some(0));
+
+    let nothing_there = format!("0.0.0.0:{}", testkit::free_port());
+    let down = tokio::task::spawn_blocking(move || {
+        run_binary(&["healthcheck"], &[("LISTEN_ADDR", &nothing_there)])
+    })
+    .await
+    .unwrap();
+    assert_eq!(down.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&down.stderr).trim().lines().count(),
+        1
+    );
+}
+
+/// The README's first command: no configuration at all gives SQLite and a local folder under
+/// ./data, a warning that this is single-node, and the account flows work.
+#[tokio::test]
+async fn the_binary_runs_embedded_with_no_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = testkit::free_port();
+    let address = format!("http://127.0.0.1:{port}");
+    let log = dir.path().join("service.log");
+    let mut command = Command::new(BINARY);
+    command
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        // The only setting: a free port instead of 8080, so tests run in parallel.
+        .env("LISTEN_ADDR", format!("127.0.0.1:{port}"));
+    let _child = testkit::process::ChildGuard::spawn("data-processor", &mut command, &log);
+    wait_until("the embedded service to be ready", WAIT, || async {
+        let r = reqwest::get(format!("{address}/readyz")).await.ok()?;
+        (r.status() == 200).then_some(())
+    })
+    .await;
+
+    let client = reqwest::Client::new();
+    let body = serde_json::json!({"username": "embedded", "password": PASSWORD});
+    let created = client
+        .post(format!("{address}/api/v1/users"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let login = client
+        .post(format!("{address}/api/v1/session"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 200);
+    let cookie = session_cookie(login.headers()).unwrap();
+    let me = client
+        .get(format!("{address}/api/v1/session"))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 200);
+
+    assert!(dir.path().join("data/data-processor.db").exists());
+    let logs = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("WARN") && l.contains("single")),
+        "no single-node warning in: {logs}"
+    );
+}
+
+/// An idle keep-alive connection stays open until HTTP_KEEPALIVE_TIMEOUT (default 75 s, above the
+/// ALB's 60 s), then the server closes it. Here with 1 s, to see both halves.
+#[tokio::test]
+async fn idle_keep_alive_connections_close_after_the_configured_timeout() {
+    let app = spawn_app_with(&["--http-keepalive-timeout", "1s"]).await;
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", app.port))
+        .await
+        .unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: test\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = stream.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    let idle_since = std::time::Instant::now();
+    let closed = tokio::time::timeout(WAIT, stream.read(&mut buf))
+        .await
+        .expect("the server closes the idle connection");
+    assert_eq!(closed.unwrap_or(0), 0, "EOF, not more data");
+    assert!(
+        idle_since.elapsed() >= Duration::from_millis(900),
+        "closed after {:?}, before the timeout",
+        idle_since.elapsed()
+    );
 }
