@@ -36,6 +36,11 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
 /// All attempts of one call. Streaming a download's body is not included, only its start.
 const OPERATION_TIMEOUT: Duration = Duration::from_secs(60);
+/// S3 may take minutes to assemble a large object (it answers 200 with keep-alive whitespace
+/// meanwhile); a retry while the first attempt still runs fails, so CompleteMultipartUpload
+/// gets a long attempt.
+const COMPLETE_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(300);
+const COMPLETE_OPERATION_TIMEOUT: Duration = Duration::from_secs(600);
 /// `/readyz` must answer well within the load balancer's health check timeout.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a failed `put` waits for its cleanup before returning (the cleanup goes on after).
@@ -211,6 +216,16 @@ impl S3Store {
                 CompletedMultipartUpload::builder()
                     .set_parts(Some(completed))
                     .build(),
+            )
+            .customize()
+            .config_override(
+                aws_sdk_s3::config::Builder::new().timeout_config(
+                    TimeoutConfig::builder()
+                        .connect_timeout(CONNECT_TIMEOUT)
+                        .operation_attempt_timeout(COMPLETE_ATTEMPT_TIMEOUT)
+                        .operation_timeout(COMPLETE_OPERATION_TIMEOUT)
+                        .build(),
+                ),
             )
             .send()
             .await

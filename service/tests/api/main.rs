@@ -4,6 +4,7 @@
 mod helpers;
 mod memory_store;
 
+mod files;
 mod health;
 mod lifecycle;
 mod outage;
