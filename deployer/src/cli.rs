@@ -78,13 +78,17 @@ pub async fn run<P: ImagePublisher>(cli: Cli, publisher: &P) -> i32 {
         Ok(c) => c,
         Err(e) => return fail(format, &DeployError::Config(e), None),
     };
+    // No AWS client for `config`: building one may probe instance metadata for a region.
     if let Command::Config = cli.command {
-        return match toml::to_string_pretty(&config) {
-            Ok(text) => {
-                print!("{text}");
+        return match show_config(&config) {
+            Ok((text, value)) => {
+                match format {
+                    OutputFormat::Text => print!("{text}"),
+                    OutputFormat::Json => println!("{value}"),
+                }
                 exit::OK
             }
-            Err(e) => fail(format, &DeployError::Other(e.to_string()), None),
+            Err(e) => fail(format, &e, None),
         };
     }
     let progress = Progress::new(format);
@@ -163,10 +167,13 @@ async fn dispatch<P: ImagePublisher>(
             let pushed = publisher.publish(&target, progress).await?;
             Ok((pushed.reference.clone(), json!(pushed)))
         }
-        Command::Config => Err(ReleaseError::Other(DeployError::Other(
-            "handled before".into(),
-        ))),
+        Command::Config => show_config(config).map_err(ReleaseError::Other),
     }
+}
+
+fn show_config(config: &Config) -> Result<Printed, DeployError> {
+    let text = toml::to_string_pretty(config).map_err(|e| DeployError::Other(e.to_string()))?;
+    Ok((text, json!(config)))
 }
 
 /// Prints the error (one line, or JSON) and returns its exit code.
