@@ -413,3 +413,54 @@ async fn a_failed_deployment_without_rollback_is_rollout_failed() {
         f.text
     );
 }
+
+#[tokio::test]
+async fn a_vanished_deployment_is_looked_up_in_service_deployments() {
+    use aws_sdk_ecs::operation::list_service_deployments::ListServiceDeploymentsOutput;
+    use aws_sdk_ecs::types::{ServiceDeploymentBrief, ServiceDeploymentStatus};
+    let config = config();
+    // Ours is gone from DescribeServices; only the deployment ECS rolled back to is left.
+    let gone = mock!(Ecs::describe_services).then_output(|| {
+        services(
+            vec![deployment(
+                OLD,
+                "PRIMARY",
+                DeploymentRolloutState::Completed,
+                4,
+                0,
+                "",
+            )],
+            &[],
+        )
+    });
+    let history = mock!(Ecs::list_service_deployments).then_output(|| {
+        ListServiceDeploymentsOutput::builder()
+            .service_deployments(
+                ServiceDeploymentBrief::builder()
+                    .service_deployment_arn(
+                        "arn:aws:ecs:eu-west-1:123456789012:service-deployment/prod-data-processor/data-processor-service/1111",
+                    )
+                    .status(ServiceDeploymentStatus::RollbackSuccessful)
+                    .status_reason("Service deployment rolled back because the circuit breaker threshold was exceeded.")
+                    .build(),
+            )
+            .build()
+    });
+    let ecs = mock_client!(aws_sdk_ecs, RuleMode::MatchAny, &[&gone, &history]);
+    let aws = aws(ecs, no_elb());
+    let outcome = follow(
+        &aws,
+        &config,
+        "ecs-svc/1111",
+        &Progress::new(OutputFormat::Json),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        outcome,
+        Outcome::RolledBack {
+            reason: "ROLLBACK_SUCCESSFUL: Service deployment rolled back because the circuit breaker threshold was exceeded."
+                .into()
+        }
+    );
+}
