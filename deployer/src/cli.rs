@@ -9,7 +9,7 @@ use serde_json::json;
 use crate::aws::Aws;
 use crate::config::{self, Config};
 use crate::error::{DeployError, exit};
-use crate::image::{ImagePublisher, PublishedImage, resolve_target};
+use crate::image::{ImagePublisher, OciPublisher, PublishedImage, resolve_target};
 use crate::plan;
 use crate::progress::{OutputFormat, Progress};
 use crate::release::{ImageSource, ReleaseError, release};
@@ -71,7 +71,7 @@ pub enum Command {
 }
 
 /// Runs the command; returns the process exit code.
-pub async fn run<P: ImagePublisher>(cli: Cli, publisher: &P) -> i32 {
+pub async fn run(cli: Cli) -> i32 {
     let format = cli.output;
     let vars = std::env::vars().filter(|(k, _)| k.starts_with(config::ENV_PREFIX));
     let config = match config::load(&cli.config, cli.env.as_deref(), vars) {
@@ -93,7 +93,8 @@ pub async fn run<P: ImagePublisher>(cli: Cli, publisher: &P) -> i32 {
     }
     let progress = Progress::new(format);
     let aws = Aws::from_env(&config).await;
-    let result = dispatch(cli.command, &aws, &config, publisher, &progress).await;
+    let publisher = OciPublisher::new(&config.image);
+    let result = dispatch(cli.command, &aws, &config, &publisher, &progress).await;
     progress.finish();
     match result {
         Ok((text, value)) => {

@@ -3,6 +3,8 @@
 //! Everything here is for tests only, so it panics with a clear message instead of returning
 //! errors: a test that cannot start its stand-in has nothing else to do.
 
+pub mod bin;
+pub mod haproxy;
 pub mod moto;
 pub mod postgres;
 pub mod process;

@@ -52,7 +52,9 @@ async fn a_private_postgres_can_be_stopped_and_started() {
     let db = testkit::postgres::TestDatabase::create_on(&pg.admin_url()).await;
     pg.stop();
     assert!(
-        sqlx::PgPool::connect(&db.url).await.is_err(),
+        <sqlx::PgConnection as sqlx::Connection>::connect(&db.url)
+            .await
+            .is_err(),
         "database answers while stopped"
     );
     pg.start_server().await;
@@ -65,4 +67,82 @@ async fn a_private_postgres_can_be_stopped_and_started() {
         .await
         .expect("select");
     assert_eq!(one, 1);
+}
+
+/// A tiny HTTP backend: answers every request with 200 and its own name.
+async fn tiny_backend(name: &'static str) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = socket.read(&mut buf).await {
+                    if n == 0 {
+                        return;
+                    }
+                    let body = name;
+                    let response = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    if socket.write_all(response.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn haproxy_spreads_requests_and_honours_drain() {
+    use testkit::haproxy::{HaProxy, HaProxyOptions};
+    let a = tiny_backend("a").await;
+    let b = tiny_backend("b").await;
+    let dead = testkit::free_port();
+    let lb = HaProxy::start(&[a, b, dead], HaProxyOptions::default()).await;
+    lb.wait_status("r0", "UP", Duration::from_secs(10)).await;
+    lb.wait_status("r1", "UP", Duration::from_secs(10)).await;
+    lb.wait_status("r2", "DOWN", Duration::from_secs(10)).await;
+    let client = reqwest::Client::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..6 {
+        let body = client
+            .get(lb.url())
+            .send()
+            .await
+            .expect("request")
+            .text()
+            .await
+            .expect("body");
+        seen.insert(body);
+    }
+    assert_eq!(seen.into_iter().collect::<Vec<_>>(), ["a", "b"]);
+    lb.set_state("r1", "drain").await;
+    lb.wait_status("r1", "DRAIN", Duration::from_secs(5)).await;
+    for _ in 0..4 {
+        let body = client
+            .get(lb.url())
+            .send()
+            .await
+            .expect("request")
+            .text()
+            .await
+            .expect("body");
+        assert_eq!(body, "a", "a drained server got new traffic");
+    }
+}
+
+#[test]
+fn a_workspace_binary_can_be_built_and_found_from_a_test() {
+    let path = testkit::bin::cargo_bin("data-processor", "data-processor");
+    assert!(path.ends_with("data-processor"));
 }
