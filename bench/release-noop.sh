@@ -75,7 +75,7 @@ log "first release (creates everything; not timed)"
 "$DEPLOYER" release "${image_args[@]}" >/dev/null
 
 out="$work/hyperfine.json"
-hyperfine --warmup 1 --runs 10 --export-json "$out" \
+hyperfine -N --warmup 1 --runs 10 --export-json "$out" \
   -n baseline-config "$DEPLOYER config" \
   -n plan "$DEPLOYER plan ${image_args[*]}" \
   -n release-noop "$DEPLOYER release ${image_args[*]}"

@@ -9,7 +9,7 @@ use serde_json::json;
 use crate::aws::Aws;
 use crate::config::{self, Config};
 use crate::error::{DeployError, exit};
-use crate::image::{ImagePublisher, PublishedImage, resolve_target};
+use crate::image::{ImagePublisher, OciPublisher, PublishedImage, resolve_target};
 use crate::plan;
 use crate::progress::{OutputFormat, Progress};
 use crate::release::{ImageSource, ReleaseError, release};
@@ -71,25 +71,30 @@ pub enum Command {
 }
 
 /// Runs the command; returns the process exit code.
-pub async fn run<P: ImagePublisher>(cli: Cli, publisher: &P) -> i32 {
+pub async fn run(cli: Cli) -> i32 {
     let format = cli.output;
     let vars = std::env::vars().filter(|(k, _)| k.starts_with(config::ENV_PREFIX));
     let config = match config::load(&cli.config, cli.env.as_deref(), vars) {
         Ok(c) => c,
         Err(e) => return fail(format, &DeployError::Config(e), None),
     };
+    // No AWS client for `config`: building one may probe instance metadata for a region.
     if let Command::Config = cli.command {
-        return match toml::to_string_pretty(&config) {
-            Ok(text) => {
-                print!("{text}");
+        return match show_config(&config) {
+            Ok((text, value)) => {
+                match format {
+                    OutputFormat::Text => print!("{text}"),
+                    OutputFormat::Json => println!("{value}"),
+                }
                 exit::OK
             }
-            Err(e) => fail(format, &DeployError::Other(e.to_string()), None),
+            Err(e) => fail(format, &e, None),
         };
     }
     let progress = Progress::new(format);
     let aws = Aws::from_env(&config).await;
-    let result = dispatch(cli.command, &aws, &config, publisher, &progress).await;
+    let publisher = OciPublisher::new(&config.image);
+    let result = dispatch(cli.command, &aws, &config, &publisher, &progress).await;
     progress.finish();
     match result {
         Ok((text, value)) => {
@@ -163,10 +168,13 @@ async fn dispatch<P: ImagePublisher>(
             let pushed = publisher.publish(&target, progress).await?;
             Ok((pushed.reference.clone(), json!(pushed)))
         }
-        Command::Config => Err(ReleaseError::Other(DeployError::Other(
-            "handled before".into(),
-        ))),
+        Command::Config => show_config(config).map_err(ReleaseError::Other),
     }
+}
+
+fn show_config(config: &Config) -> Result<Printed, DeployError> {
+    let text = toml::to_string_pretty(config).map_err(|e| DeployError::Other(e.to_string()))?;
+    Ok((text, json!(config)))
 }
 
 /// Prints the error (one line, or JSON) and returns its exit code.

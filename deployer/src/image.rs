@@ -2,8 +2,10 @@
 //! pushes it, returning the pinned reference. The daemonless builder (crate `ocibuild`) plugs
 //! in here; `release --image REF@sha256:...` skips it and deploys an image pushed before.
 
+mod oci;
 mod registry;
 
+pub use oci::OciPublisher;
 pub use registry::{RegistryTarget, resolve_target};
 
 use crate::progress::Progress;
@@ -58,10 +60,6 @@ pub enum ImageError {
     Push(String),
     #[error("registry credentials: {0}")]
     Credentials(String),
-    #[error(
-        "no image builder in this build of deployer; pass --image REPOSITORY@sha256:... to deploy an image pushed before"
-    )]
-    NoBuilder,
 }
 
 #[cfg(test)]

@@ -1,6 +1,5 @@
 use clap::Parser;
 use deployer::cli::{Cli, run};
-use deployer::release::NoPublisher;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -12,6 +11,6 @@ async fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .init();
-    let code = run(Cli::parse(), &NoPublisher).await;
+    let code = run(Cli::parse()).await;
     std::process::exit(code);
 }

@@ -124,11 +124,9 @@ pub fn compute(config: &Config, image: &str, live: &LiveState) -> Plan {
         Some(_) => ServiceAction::Update,
     };
     // Only compare the count when deployer, not autoscaling, owns it.
-    let count_line = |s: &Service| s.desired_count();
+    let wanted = i32::try_from(config.service.desired_count).unwrap_or(i32::MAX);
     let count_diff = match (&live.service, autoscaled) {
-        (Some(s), false)
-            if count_line(s) != i32::try_from(config.service.desired_count).unwrap_or(0) =>
-        {
+        (Some(s), false) if s.desired_count() != wanted => {
             format!(
                 "- desired_count: {}\n+ desired_count: {}\n",
                 s.desired_count(),

@@ -11,7 +11,7 @@ use crate::ecs::rollout::{self, Outcome};
 use crate::ecs::service::{self, ServiceSpec};
 use crate::ecs::{report, taskdef};
 use crate::error::DeployError;
-use crate::image::{ImageError, ImagePublisher, PublishedImage, resolve_target};
+use crate::image::{ImagePublisher, PublishedImage, resolve_target};
 use crate::ledger::{self, Entry};
 use crate::plan::{self, ServiceAction, TaskDefAction};
 use crate::progress::Progress;
@@ -117,9 +117,7 @@ pub async fn release<P: ImagePublisher>(
         ImageSource::Build(publisher) => {
             let target = resolve_target(&config.registry, &aws.ecr).await?;
             progress.step(format!("build and push to {}", target.repository_url()));
-            let pushed = publisher.publish(&target, progress).await?;
-            progress.done(format!("pushed {}", pushed.reference));
-            pushed
+            publisher.publish(&target, progress).await?
         }
     };
 
@@ -325,20 +323,4 @@ pub async fn failure(
         report,
         text,
     }))
-}
-
-/// For publishers that cannot build (no builder compiled in).
-pub struct NoPublisher;
-
-impl ImagePublisher for NoPublisher {
-    async fn build(&self, _: &Progress) -> Result<String, ImageError> {
-        Err(ImageError::NoBuilder)
-    }
-    async fn publish(
-        &self,
-        _: &crate::image::RegistryTarget,
-        _: &Progress,
-    ) -> Result<PublishedImage, ImageError> {
-        Err(ImageError::NoBuilder)
-    }
 }

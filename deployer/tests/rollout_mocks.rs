@@ -371,3 +371,96 @@ async fn throttling_beyond_the_retries_is_an_aws_error() {
     assert_eq!(err.exit_code(), exit::AWS);
     assert!(err.to_string().contains("ThrottlingException"), "{err}");
 }
+
+#[tokio::test]
+async fn a_failed_deployment_without_rollback_is_rollout_failed() {
+    let mut config = config();
+    config.deployment.rollback = false;
+    let failed = mock!(Ecs::describe_services).then_output(|| {
+        services(
+            vec![deployment(
+                NEW,
+                "PRIMARY",
+                DeploymentRolloutState::Failed,
+                0,
+                3,
+                "ECS deployment circuit breaker: tasks failed to start.",
+            )],
+            &["(service data-processor-service) deployment ecs-svc/1111 deployment failed: tasks failed to start."],
+        )
+    });
+    let list = mock!(Ecs::list_tasks).then_output(|| ListTasksOutput::builder().build());
+    let ecs = mock_client!(aws_sdk_ecs, RuleMode::MatchAny, &[&failed, &list]);
+    let health = mock!(Elb::describe_target_health)
+        .then_output(|| DescribeTargetHealthOutput::builder().build());
+    let elb = mock_client!(
+        aws_sdk_elasticloadbalancingv2,
+        RuleMode::MatchAny,
+        &[&health]
+    );
+    let aws = aws(ecs, elb);
+    let outcome = follow(&aws, &config, NEW, &Progress::new(OutputFormat::Json))
+        .await
+        .unwrap();
+    assert!(matches!(outcome, Outcome::Failed { .. }), "{outcome:?}");
+    let ReleaseError::Failed(f) = failure(&aws, &config, NEW, outcome).await else {
+        panic!("expected a rollout failure");
+    };
+    assert_eq!(f.error.exit_code(), exit::ROLLOUT_FAILED);
+    assert!(
+        f.text.contains("deployment failed: tasks failed to start"),
+        "{}",
+        f.text
+    );
+}
+
+#[tokio::test]
+async fn a_vanished_deployment_is_looked_up_in_service_deployments() {
+    use aws_sdk_ecs::operation::list_service_deployments::ListServiceDeploymentsOutput;
+    use aws_sdk_ecs::types::{ServiceDeploymentBrief, ServiceDeploymentStatus};
+    let config = config();
+    // Ours is gone from DescribeServices; only the deployment ECS rolled back to is left.
+    let gone = mock!(Ecs::describe_services).then_output(|| {
+        services(
+            vec![deployment(
+                OLD,
+                "PRIMARY",
+                DeploymentRolloutState::Completed,
+                4,
+                0,
+                "",
+            )],
+            &[],
+        )
+    });
+    let history = mock!(Ecs::list_service_deployments).then_output(|| {
+        ListServiceDeploymentsOutput::builder()
+            .service_deployments(
+                ServiceDeploymentBrief::builder()
+                    .service_deployment_arn(
+                        "arn:aws:ecs:eu-west-1:123456789012:service-deployment/prod-data-processor/data-processor-service/1111",
+                    )
+                    .status(ServiceDeploymentStatus::RollbackSuccessful)
+                    .status_reason("Service deployment rolled back because the circuit breaker threshold was exceeded.")
+                    .build(),
+            )
+            .build()
+    });
+    let ecs = mock_client!(aws_sdk_ecs, RuleMode::MatchAny, &[&gone, &history]);
+    let aws = aws(ecs, no_elb());
+    let outcome = follow(
+        &aws,
+        &config,
+        "ecs-svc/1111",
+        &Progress::new(OutputFormat::Json),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        outcome,
+        Outcome::RolledBack {
+            reason: "ROLLBACK_SUCCESSFUL: Service deployment rolled back because the circuit breaker threshold was exceeded."
+                .into()
+        }
+    );
+}

@@ -163,10 +163,11 @@ async fn from_service_deployments(ecs: &aws_sdk_ecs::Client, w: &Watch<'_>) -> O
         d.service_deployment_arn()
             .is_some_and(|a| a.ends_with(suffix))
     })?;
-    let reason = d
-        .status()
-        .map(|s| s.as_str().to_string())
-        .unwrap_or_default();
+    let status = d.status().map(|s| s.as_str()).unwrap_or_default();
+    let reason = match d.status_reason() {
+        Some(r) => format!("{status}: {r}"),
+        None => status.to_string(),
+    };
     Some(match d.status()? {
         ServiceDeploymentStatus::Successful => Outcome::Completed,
         ServiceDeploymentStatus::RollbackSuccessful
