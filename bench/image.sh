@@ -17,7 +17,8 @@ export PATH="$PATH:/usr/sbin"
 
 RUNS="${RUNS:-5}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
-STATIC_TARGET_DIR="${STATIC_TARGET_DIR:-$CARGO_TARGET_DIR/static}"
+# The same caches as the ocibuild tests (CARGO_TARGET_TMPDIR is $CARGO_TARGET_DIR/tmp).
+STATIC_TARGET_DIR="${STATIC_TARGET_DIR:-$CARGO_TARGET_DIR/tmp}"
 work=$(mktemp -d -t image-bench-XXXXXX)
 registry_pid=""
 containers=()
@@ -75,11 +76,11 @@ push_image="$CARGO_TARGET_DIR/debug/examples/push_image"
 
 echo "building the baseline fixture image..." >&2
 baseline=$("$push_image" --workspace ocibuild/tests/fixtures/healthz-server --package healthz-server \
-  --target-dir "$STATIC_TARGET_DIR/fixture" \
+  --target-dir "$STATIC_TARGET_DIR/healthz-server" \
   --reference "127.0.0.1:$reg_port/healthz-server:bench" --insecure-http 2>"$work/baseline-build.log")
 echo "building the data-processor image (static release build; slow the first time)..." >&2
 service=$("$push_image" --workspace . --package data-processor \
-  --target-dir "$STATIC_TARGET_DIR/service" \
+  --target-dir "$STATIC_TARGET_DIR/static-service" \
   --reference "127.0.0.1:$reg_port/data-processor:bench" --insecure-http 2>"$work/service-build.log") || {
   tail -30 "$work/service-build.log" >&2
   exit 1
