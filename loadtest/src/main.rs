@@ -19,7 +19,8 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                // goose logs a warning per failed request; the summary counts them instead.
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,goose=error")),
         )
         .with_writer(std::io::stderr)
         .init();

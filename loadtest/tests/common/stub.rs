@@ -16,6 +16,8 @@ use sha2::{Digest, Sha256};
 
 #[derive(Default)]
 struct Db {
+    /// Serve downloads with one byte changed (to test the SHA-256 check).
+    corrupt_downloads: bool,
     users: HashMap<String, String>,
     sessions: HashMap<String, String>,
     files: HashMap<String, (String, Bytes)>,
@@ -31,7 +33,19 @@ pub struct Stub {
 
 impl Stub {
     pub async fn start() -> Self {
-        let db: Shared = Arc::default();
+        Self::start_with(false).await
+    }
+
+    /// A stand-in whose downloads differ from what was uploaded.
+    pub async fn start_corrupting_downloads() -> Self {
+        Self::start_with(true).await
+    }
+
+    async fn start_with(corrupt_downloads: bool) -> Self {
+        let db: Shared = Arc::new(Mutex::new(Db {
+            corrupt_downloads,
+            ..Db::default()
+        }));
         let requests = Arc::new(Mutex::new(0u64));
         let counter = Arc::clone(&requests);
         let app = Router::new()
@@ -154,9 +168,14 @@ async fn content(State(db): State<Shared>, headers: HeaderMap, Path(id): Path<St
     let Some(owner) = user_of(&db, &headers) else {
         return problem(StatusCode::UNAUTHORIZED, "no session");
     };
-    match db.lock().unwrap().files.get(&id) {
+    let db = db.lock().unwrap();
+    match db.files.get(&id) {
         Some((o, bytes)) if *o == owner => {
-            ([(header::CONTENT_TYPE, "text/csv")], bytes.clone()).into_response()
+            let mut body = bytes.to_vec();
+            if db.corrupt_downloads {
+                body[0] ^= 1;
+            }
+            ([(header::CONTENT_TYPE, "text/csv")], body).into_response()
         }
         _ => problem(StatusCode::NOT_FOUND, "no such file"),
     }
