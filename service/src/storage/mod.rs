@@ -9,11 +9,23 @@
 //! - `get` streams the bytes back, optionally a single inclusive byte range that the caller has
 //!   already checked against the object's size.
 
+mod key;
+mod local;
+mod meter;
+mod s3;
+
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use futures::StreamExt;
 use futures::stream::BoxStream;
+
+pub use local::LocalStore;
+pub use s3::{MIN_PART_SIZE, S3Store};
+
+/// 8 MiB parts: two in memory per upload, and 1 GiB in 128 parts.
+pub const DEFAULT_PART_SIZE: usize = 8 * 1024 * 1024;
 
 /// A stream of body chunks; an `Err` item means the producer (usually the HTTP client) failed.
 pub type ByteStream = BoxStream<'static, Result<Bytes, std::io::Error>>;
@@ -78,6 +90,18 @@ pub trait ObjectStore: Send + Sync + 'static {
 
     /// Where objects go, for logs: `s3://bucket/prefix` or `file:///path`. Never secrets.
     fn describe(&self) -> String;
+
+    /// Stores a body that is already in memory (small results, tests).
+    async fn put_bytes(
+        &self,
+        key: &str,
+        content_type: &str,
+        bytes: Bytes,
+    ) -> Result<StoredObject, StorageError> {
+        let size = bytes.len() as u64;
+        let body = futures::stream::once(async move { Ok(bytes) }).boxed();
+        self.put(key, content_type, body, size).await
+    }
 }
 
 pub type SharedStore = Arc<dyn ObjectStore>;
@@ -97,10 +121,179 @@ pub struct StorageSettings {
     pub part_size: usize,
 }
 
-/// Opens the store that `settings.url` names.
+impl StorageSettings {
+    /// Settings for `url` with the defaults: virtual-host addressing, the SDK's default
+    /// checksums, 8 MiB parts.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            force_path_style: false,
+            checksum_when_required: false,
+            part_size: DEFAULT_PART_SIZE,
+        }
+    }
+}
+
+/// Where `STORAGE_URL` points.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageLocation {
+    /// `s3://bucket[/prefix]`; `prefix` is empty or ends with `/`.
+    S3 { bucket: String, prefix: String },
+    /// A local folder (`file://...` or a bare path).
+    Local(std::path::PathBuf),
+}
+
+impl StorageLocation {
+    /// Parses `STORAGE_URL`: `s3://bucket[/prefix]`, `file:///abs/path`, `file://rel/path` or a
+    /// bare path.
+    pub fn parse(url: &str) -> Result<Self, StorageError> {
+        let url = url.trim();
+        if url.is_empty() {
+            return Err(StorageError::Config(
+                "STORAGE_URL is empty: use s3://bucket[/prefix] or a local folder".into(),
+            ));
+        }
+        if let Some(rest) = url.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if !valid_bucket_name(bucket) {
+                return Err(StorageError::Config(format!(
+                    "STORAGE_URL {url:?} does not name a valid S3 bucket \
+                     (3-63 characters: lower-case letters, digits, '.', '-'), \
+                     expected s3://bucket[/prefix]"
+                )));
+            }
+            let prefix = prefix.trim_matches('/');
+            if !prefix.is_empty() {
+                key::validate(prefix).map_err(|why| {
+                    StorageError::Config(format!(
+                        "STORAGE_URL {url:?} has an invalid prefix: {why}"
+                    ))
+                })?;
+            }
+            let prefix = if prefix.is_empty() {
+                String::new()
+            } else {
+                format!("{prefix}/")
+            };
+            return Ok(Self::S3 {
+                bucket: bucket.to_owned(),
+                prefix,
+            });
+        }
+        let path = match url.strip_prefix("file://") {
+            Some(path) => path,
+            None if url.contains("://") => {
+                return Err(StorageError::Config(format!(
+                    "STORAGE_URL {url:?} has an unknown scheme: use s3://bucket[/prefix], \
+                     file:///path or a bare folder path"
+                )));
+            }
+            None => url,
+        };
+        if path.is_empty() {
+            return Err(StorageError::Config(format!(
+                "STORAGE_URL {url:?} names no folder: use file:///path or a bare folder path"
+            )));
+        }
+        Ok(Self::Local(path.into()))
+    }
+}
+
+fn valid_bucket_name(name: &str) -> bool {
+    (3..=63).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+        && name.as_bytes()[name.len() - 1].is_ascii_alphanumeric()
+}
+
+/// Opens the store that `settings.url` names. For S3 the client comes from the standard AWS
+/// chain (environment, profile, container/instance credentials; `AWS_ENDPOINT_URL`).
+#[tracing::instrument(skip_all, fields(url = %settings.url))]
 pub async fn connect(settings: &StorageSettings) -> Result<SharedStore, StorageError> {
-    Err(StorageError::Config(format!(
-        "no storage backend is built yet for {}",
-        settings.url
-    )))
+    match StorageLocation::parse(&settings.url)? {
+        StorageLocation::S3 { bucket, prefix } => {
+            let sdk_config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+            Ok(Arc::new(S3Store::new(
+                &sdk_config,
+                bucket,
+                prefix,
+                settings,
+            )?))
+        }
+        StorageLocation::Local(path) => Ok(Arc::new(LocalStore::open(path).await?)),
+    }
+}
+
+/// Like [`connect`], but with an explicit AWS configuration for S3 (tests, or callers that load
+/// the configuration themselves).
+pub async fn connect_with_sdk_config(
+    settings: &StorageSettings,
+    sdk_config: &aws_config::SdkConfig,
+) -> Result<SharedStore, StorageError> {
+    match StorageLocation::parse(&settings.url)? {
+        StorageLocation::S3 { bucket, prefix } => Ok(Arc::new(S3Store::new(
+            sdk_config, bucket, prefix, settings,
+        )?)),
+        StorageLocation::Local(path) => Ok(Arc::new(LocalStore::open(path).await?)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_s3_urls() {
+        assert_eq!(
+            StorageLocation::parse("s3://my-bucket").unwrap(),
+            StorageLocation::S3 {
+                bucket: "my-bucket".into(),
+                prefix: String::new()
+            }
+        );
+        assert_eq!(
+            StorageLocation::parse("s3://my-bucket/a/b/").unwrap(),
+            StorageLocation::S3 {
+                bucket: "my-bucket".into(),
+                prefix: "a/b/".into()
+            }
+        );
+    }
+
+    #[test]
+    fn parses_local_paths() {
+        assert_eq!(
+            StorageLocation::parse("file:///var/data").unwrap(),
+            StorageLocation::Local("/var/data".into())
+        );
+        assert_eq!(
+            StorageLocation::parse("file://data/files").unwrap(),
+            StorageLocation::Local("data/files".into())
+        );
+        assert_eq!(
+            StorageLocation::parse("./data/files").unwrap(),
+            StorageLocation::Local("./data/files".into())
+        );
+    }
+
+    #[test]
+    fn rejects_bad_urls_with_a_clear_message() {
+        for (url, words) in [
+            ("", "empty"),
+            ("s3://", "valid S3 bucket"),
+            ("s3://Upper_Case", "valid S3 bucket"),
+            ("s3://bucket/../x", "invalid prefix"),
+            ("gs://bucket", "unknown scheme"),
+            ("file://", "names no folder"),
+        ] {
+            match StorageLocation::parse(url) {
+                Err(StorageError::Config(message)) => {
+                    assert!(message.contains(words), "{url:?}: {message}")
+                }
+                other => panic!("{url:?}: expected a Config error, got {other:?}"),
+            }
+        }
+    }
 }

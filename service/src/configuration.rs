@@ -1,0 +1,382 @@
+//! Configuration: every setting is an environment variable and a flag (12-factor). Parsed and
+//! validated once at start; an invalid value stops the process with exit code 2 and one line that
+//! names the variable, before anything binds a port or touches a database.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::storage::StorageSettings;
+
+/// Where the embedded mode keeps its data when nothing is configured.
+pub const EMBEDDED_DATABASE_URL: &str = "sqlite://data/data-processor.db";
+pub const EMBEDDED_STORAGE_URL: &str = "data/files";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "data-processor",
+    version,
+    args_override_self = true,
+    about = "A stateless, horizontally scalable data-processing API.",
+    long_about = "A stateless, horizontally scalable data-processing API: accounts and sessions \
+                  in Postgres, file bytes in S3. Every option is also an environment variable. \
+                  Without DATABASE_URL and STORAGE_URL it runs in an embedded single-node mode \
+                  (SQLite and a local folder under ./data)."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub config: Config,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+pub enum Command {
+    /// Serve the API (the default).
+    Serve,
+    /// Run pending database migrations, then exit (for a one-off ECS task).
+    Migrate,
+    /// GET /healthz on this host's LISTEN_ADDR port; exit 0 when it answers 200, else 1
+    /// (the container health check: the image has no curl).
+    Healthcheck,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Address and port to listen on.
+    #[arg(long, env = "LISTEN_ADDR", default_value = "0.0.0.0:8080")]
+    pub listen_addr: SocketAddr,
+
+    /// Database: `postgres://user:pass@host:5432/db` (production) or `sqlite://path` (embedded,
+    /// single node). Default: a SQLite file under ./data.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Maximum database connections per process (2-4 per core is enough; keep
+    /// replicas x this under the database's connection limit).
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 8)]
+    pub database_max_connections: u32,
+
+    /// How long a request waits for a free database connection (includes connecting).
+    #[arg(long, env = "DATABASE_ACQUIRE_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub database_acquire_timeout: Duration,
+
+    /// Upper bound for one database statement, enforced on the client (a hung server) and as
+    /// Postgres `statement_timeout`.
+    #[arg(long, env = "DATABASE_STATEMENT_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub database_statement_timeout: Duration,
+
+    /// Object storage: `s3://bucket[/prefix]` (production; AWS credential/region chain and
+    /// AWS_ENDPOINT_URL apply) or a local folder (embedded). Default: ./data/files.
+    #[arg(long, env = "STORAGE_URL")]
+    pub storage_url: Option<String>,
+
+    /// Use path-style S3 addressing (endpoint/bucket/key), needed by most S3-compatible servers.
+    #[arg(long, env = "S3_FORCE_PATH_STYLE", default_value_t = false, action = clap::ArgAction::Set)]
+    pub s3_force_path_style: bool,
+
+    /// Compute S3 request checksums only when an operation requires them (for servers that
+    /// reject the SDK's default CRC32 checksums).
+    #[arg(long, env = "S3_CHECKSUM_WHEN_REQUIRED", default_value_t = false, action = clap::ArgAction::Set)]
+    pub s3_checksum_when_required: bool,
+
+    /// S3 multipart part size in bytes (at least 5 MiB).
+    #[arg(long, env = "S3_PART_SIZE", default_value_t = 8 * 1024 * 1024)]
+    pub s3_part_size: usize,
+
+    /// Largest accepted upload in bytes (larger -> 413).
+    #[arg(long, env = "UPLOAD_MAX_BYTES", default_value_t = 1024 * 1024 * 1024)]
+    pub upload_max_bytes: u64,
+
+    /// A session ends after this long without requests (enforced by the server).
+    #[arg(long, env = "SESSION_IDLE_TIMEOUT", default_value = "30m", value_parser = humantime::parse_duration)]
+    pub session_idle_timeout: Duration,
+
+    /// A session ends this long after login, however active it is.
+    #[arg(long, env = "SESSION_ABSOLUTE_TIMEOUT", default_value = "8h", value_parser = humantime::parse_duration)]
+    pub session_absolute_timeout: Duration,
+
+    /// Mark the session cookie `Secure` (HTTPS only). Turn off only for plain-HTTP development.
+    #[arg(long, env = "SESSION_COOKIE_SECURE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub session_cookie_secure: bool,
+
+    /// How often each replica deletes expired sessions and stale login counters.
+    #[arg(long, env = "SESSION_CLEANUP_INTERVAL", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub session_cleanup_interval: Duration,
+
+    /// Failed logins per username allowed within LOGIN_FAILURE_WINDOW before 429.
+    #[arg(long, env = "LOGIN_MAX_FAILURES", default_value_t = 5)]
+    pub login_max_failures: u32,
+
+    /// The window in which failed logins are counted (and the longest lockout).
+    #[arg(long, env = "LOGIN_FAILURE_WINDOW", default_value = "15m", value_parser = humantime::parse_duration)]
+    pub login_failure_window: Duration,
+
+    /// Each dependency check of /readyz must answer within this time.
+    #[arg(long, env = "READINESS_TIMEOUT", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub readiness_timeout: Duration,
+
+    /// After SIGTERM/SIGINT keep serving this long with /readyz = 503, so load balancers stop
+    /// routing here before the listener closes.
+    #[arg(long, env = "SHUTDOWN_DRAIN_DELAY", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub shutdown_drain_delay: Duration,
+
+    /// From SIGTERM/SIGINT to exit, at most (below ECS's 30 s stop timeout); requests still
+    /// running then are aborted.
+    #[arg(long, env = "SHUTDOWN_TIMEOUT", default_value = "25s", value_parser = humantime::parse_duration)]
+    pub shutdown_timeout: Duration,
+
+    /// An idle keep-alive connection is closed after this long; keep it above the load balancer's
+    /// idle timeout (ALB: 60 s), or the balancer reuses connections the service closed (502).
+    #[arg(long, env = "HTTP_KEEPALIVE_TIMEOUT", default_value = "75s", value_parser = humantime::parse_duration)]
+    pub http_keepalive_timeout: Duration,
+
+    /// Name of this replica, returned in the `x-served-by` header. Default: the hostname.
+    #[arg(long, env = "REPLICA_ID")]
+    pub replica_id: Option<String>,
+
+    /// Log format on stdout.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "json")]
+    pub log_format: LogFormat,
+
+    /// Log filter (tracing EnvFilter syntax).
+    #[arg(long, env = "RUST_LOG", default_value = "info")]
+    pub log_filter: String,
+}
+
+/// A configuration value that parses but makes no sense.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {variable}: {problem}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub problem: String,
+}
+
+impl ConfigError {
+    pub fn new(variable: &'static str, problem: impl Into<String>) -> Self {
+        Self {
+            variable,
+            problem: problem.into(),
+        }
+    }
+}
+
+/// Which database the URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatabaseKind {
+    Postgres,
+    Sqlite,
+}
+
+impl Config {
+    /// Parses argv and the environment. Help and version exit 0; anything invalid exits 2 with one
+    /// line naming the variable.
+    pub fn parse_cli() -> Cli {
+        match Cli::try_parse() {
+            Ok(cli) => match cli.config.validate() {
+                Ok(()) => cli,
+                Err(e) => exit_config_error(&e.to_string()),
+            },
+            Err(e) => match e.kind() {
+                clap::error::ErrorKind::DisplayHelp
+                | clap::error::ErrorKind::DisplayVersion
+                | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => e.exit(),
+                _ => exit_config_error(&one_line(&e)),
+            },
+        }
+    }
+
+    pub fn database_url(&self) -> &str {
+        self.database_url
+            .as_deref()
+            .unwrap_or(EMBEDDED_DATABASE_URL)
+    }
+
+    pub fn storage_url(&self) -> &str {
+        self.storage_url.as_deref().unwrap_or(EMBEDDED_STORAGE_URL)
+    }
+
+    pub fn database_kind(&self) -> Result<DatabaseKind, ConfigError> {
+        let url = self.database_url();
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(DatabaseKind::Postgres)
+        } else if url.starts_with("sqlite:") {
+            Ok(DatabaseKind::Sqlite)
+        } else {
+            Err(ConfigError::new(
+                "DATABASE_URL",
+                "must start with postgres:// (or postgresql://) or sqlite:",
+            ))
+        }
+    }
+
+    /// True when nothing names a shared database or storage: one node only.
+    pub fn is_embedded(&self) -> bool {
+        matches!(self.database_kind(), Ok(DatabaseKind::Sqlite))
+            || !self.storage_url().starts_with("s3://")
+    }
+
+    pub fn replica_id(&self) -> String {
+        self.replica_id
+            .clone()
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .or_else(|| {
+                std::fs::read_to_string("/etc/hostname")
+                    .ok()
+                    .map(|h| h.trim().to_string())
+            })
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "unknown".to_string())
+    }
+
+    pub fn storage_settings(&self) -> StorageSettings {
+        StorageSettings {
+            url: self.storage_url().to_string(),
+            force_path_style: self.s3_force_path_style,
+            checksum_when_required: self.s3_checksum_when_required,
+            part_size: self.s3_part_size,
+        }
+    }
+
+    /// The session is written back (refreshing its idle expiry) at most this often, so reading a
+    /// session costs one SELECT instead of a write per request.
+    pub fn session_refresh_interval(&self) -> Duration {
+        (self.session_idle_timeout / 4).min(Duration::from_secs(60))
+    }
+
+    /// Checks what clap's types cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.database_kind()?;
+        if self.storage_url().trim().is_empty() {
+            return Err(ConfigError::new("STORAGE_URL", "must not be empty"));
+        }
+        if self.database_max_connections == 0 {
+            return Err(ConfigError::new(
+                "DATABASE_MAX_CONNECTIONS",
+                "must be at least 1",
+            ));
+        }
+        for (variable, value) in [
+            ("DATABASE_ACQUIRE_TIMEOUT", self.database_acquire_timeout),
+            (
+                "DATABASE_STATEMENT_TIMEOUT",
+                self.database_statement_timeout,
+            ),
+            ("SESSION_IDLE_TIMEOUT", self.session_idle_timeout),
+            ("SESSION_ABSOLUTE_TIMEOUT", self.session_absolute_timeout),
+            ("SESSION_CLEANUP_INTERVAL", self.session_cleanup_interval),
+            ("LOGIN_FAILURE_WINDOW", self.login_failure_window),
+            ("READINESS_TIMEOUT", self.readiness_timeout),
+            ("SHUTDOWN_TIMEOUT", self.shutdown_timeout),
+            ("HTTP_KEEPALIVE_TIMEOUT", self.http_keepalive_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(ConfigError::new(variable, "must be longer than 0"));
+            }
+        }
+        if self.session_absolute_timeout < self.session_idle_timeout {
+            return Err(ConfigError::new(
+                "SESSION_ABSOLUTE_TIMEOUT",
+                "must not be shorter than SESSION_IDLE_TIMEOUT",
+            ));
+        }
+        if self.shutdown_drain_delay >= self.shutdown_timeout {
+            return Err(ConfigError::new(
+                "SHUTDOWN_DRAIN_DELAY",
+                "must be shorter than SHUTDOWN_TIMEOUT",
+            ));
+        }
+        if self.login_max_failures == 0 {
+            return Err(ConfigError::new("LOGIN_MAX_FAILURES", "must be at least 1"));
+        }
+        if self.s3_part_size < 5 * 1024 * 1024 {
+            return Err(ConfigError::new(
+                "S3_PART_SIZE",
+                "must be at least 5242880 (5 MiB, S3's minimum part size)",
+            ));
+        }
+        if self.upload_max_bytes == 0 {
+            return Err(ConfigError::new("UPLOAD_MAX_BYTES", "must be at least 1"));
+        }
+        if let Err(e) = self.log_filter.parse::<tracing_subscriber::EnvFilter>() {
+            return Err(ConfigError::new("RUST_LOG", e.to_string()));
+        }
+        Ok(())
+    }
+}
+
+/// Prints `message` as one line on stderr and exits 2 (the usage-error code).
+pub fn exit_config_error(message: &str) -> ! {
+    eprintln!("data-processor: {message}");
+    std::process::exit(2)
+}
+
+/// clap's message in one line, with the environment variable named next to the flag.
+fn one_line(error: &clap::Error) -> String {
+    use clap::CommandFactory;
+    use clap::error::ContextKind;
+
+    let rendered = error.render().to_string();
+    let first = rendered
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("invalid arguments")
+        .trim_start_matches("error: ")
+        .to_string();
+    let Some(arg) = error.get(ContextKind::InvalidArg).map(|a| a.to_string()) else {
+        return format!("invalid configuration: {first}");
+    };
+    let env = Cli::command()
+        .get_arguments()
+        .find(|a| {
+            a.get_long().is_some_and(|long| {
+                arg.starts_with(&format!("--{long} ")) || arg == format!("--{long}")
+            })
+        })
+        .and_then(|a| a.get_env().map(|e| e.to_string_lossy().into_owned()));
+    match env {
+        Some(env) => format!("invalid configuration: {env}: {first}"),
+        None => format!("invalid configuration: {first}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("data-processor").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn defaults_are_valid_and_keepalive_outlives_the_alb() {
+        let cli = parse(&[]).expect("defaults parse");
+        cli.config.validate().expect("defaults are valid");
+        assert!(cli.config.http_keepalive_timeout > Duration::from_secs(60));
+        assert!(cli.config.shutdown_timeout < Duration::from_secs(30));
+        assert_eq!(cli.config.upload_max_bytes, 1 << 30);
+    }
+
+    #[test]
+    fn a_bad_value_names_its_variable_in_one_line() {
+        let err = parse(&["--listen-addr", "nope"]).expect_err("invalid");
+        let line = one_line(&err);
+        assert!(line.contains("LISTEN_ADDR"), "{line}");
+        assert!(!line.contains('\n'));
+    }
+
+    #[test]
+    fn semantic_checks_name_the_variable() {
+        let cli = parse(&["--database-url", "mysql://x"]).expect("parses");
+        assert_eq!(cli.config.validate().unwrap_err().variable, "DATABASE_URL");
+        let cli = parse(&["--s3-part-size", "1024"]).expect("parses");
+        assert_eq!(cli.config.validate().unwrap_err().variable, "S3_PART_SIZE");
+    }
+}

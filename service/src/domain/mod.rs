@@ -1,0 +1,7 @@
+//! Types that are valid by construction: a handler that holds one need not check it again.
+
+pub mod password;
+pub mod username;
+
+pub use password::{Password, PasswordError};
+pub use username::{Username, UsernameError};

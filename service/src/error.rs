@@ -1,0 +1,198 @@
+//! One error type for the HTTP boundary. Every 4xx/5xx leaves as `application/problem+json`
+//! (RFC 9457: type, title, status, detail). A 5xx says nothing about its cause to the client; the
+//! cause is logged inside the request's span, which carries the request id.
+
+use axum::extract::rejection::JsonRejection;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::db::DbError;
+use crate::domain::{PasswordError, UsernameError};
+use crate::storage::StorageError;
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("authentication required")]
+    Unauthorized,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("not found")]
+    NotFound,
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{0}")]
+    Validation(String),
+    #[error("too many failed attempts; retry in {retry_after_secs} s")]
+    TooManyRequests { retry_after_secs: u64 },
+    /// A dependency (database, storage) is down or slow: retryable.
+    #[error("the {dependency} is unavailable")]
+    Unavailable {
+        dependency: &'static str,
+        cause: String,
+    },
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// The problem document.
+#[derive(Debug, Serialize)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub title: &'static str,
+    pub status: u16,
+    pub detail: String,
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn detail(&self) -> String {
+        match self {
+            // Nothing internal leaves the process.
+            ApiError::Internal(_) => "the server failed to handle the request".to_string(),
+            ApiError::Unavailable { dependency, .. } => {
+                format!("the {dependency} is unavailable; retry later")
+            }
+            other => other.to_string(),
+        }
+    }
+
+    pub fn unavailable(dependency: &'static str, cause: impl ToString) -> Self {
+        ApiError::Unavailable {
+            dependency,
+            cause: cause.to_string(),
+        }
+    }
+}
+
+/// A problem+json response for `status` with `detail`.
+pub fn problem_response(status: StatusCode, detail: String) -> Response {
+    let problem = Problem {
+        kind: "about:blank",
+        title: status.canonical_reason().unwrap_or("Error"),
+        status: status.as_u16(),
+        detail,
+    };
+    let body = serde_json::to_vec(&problem).unwrap_or_default();
+    (
+        status,
+        [(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON))],
+        body,
+    )
+        .into_response()
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        match &self {
+            ApiError::Internal(cause) => tracing::error!(%cause, "request failed"),
+            ApiError::Unavailable { dependency, cause } => {
+                tracing::warn!(dependency, %cause, "dependency unavailable")
+            }
+            _ => {}
+        }
+        let mut response = problem_response(status, self.detail());
+        if let ApiError::TooManyRequests { retry_after_secs } = self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        }
+        response
+    }
+}
+
+impl From<DbError> for ApiError {
+    fn from(error: DbError) -> Self {
+        match error {
+            DbError::Unavailable(cause) => ApiError::unavailable("database", cause),
+            DbError::Conflict => ApiError::Conflict("the resource exists already".into()),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<StorageError> for ApiError {
+    fn from(error: StorageError) -> Self {
+        match error {
+            StorageError::TooLarge { limit } => ApiError::PayloadTooLarge(format!(
+                "the body is larger than the limit of {limit} bytes"
+            )),
+            StorageError::Body(e) => ApiError::BadRequest(format!("reading the body failed: {e}")),
+            StorageError::NotFound { .. } => ApiError::NotFound,
+            StorageError::Unavailable(cause) => ApiError::unavailable("object storage", cause),
+            StorageError::Config(cause) => ApiError::Internal(cause),
+        }
+    }
+}
+
+impl From<UsernameError> for ApiError {
+    fn from(error: UsernameError) -> Self {
+        ApiError::Validation(error.to_string())
+    }
+}
+
+impl From<PasswordError> for ApiError {
+    fn from(error: PasswordError) -> Self {
+        match error {
+            PasswordError::TooShort | PasswordError::TooLong => {
+                ApiError::Validation(error.to_string())
+            }
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<tower_sessions::session::Error> for ApiError {
+    fn from(error: tower_sessions::session::Error) -> Self {
+        // Store errors are the database's (timeouts, refused connections): retryable.
+        ApiError::unavailable("database", error)
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        let detail = rejection.body_text();
+        match rejection.status() {
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType(detail),
+            StatusCode::UNPROCESSABLE_ENTITY => ApiError::Validation(detail),
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(detail),
+            _ => ApiError::BadRequest(detail),
+        }
+    }
+}
+
+/// `axum::Json` whose rejections are problem+json.
+#[derive(Debug, Clone, Copy, Default, axum::extract::FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct ApiJson<T>(pub T);
+
+impl<T: Serialize> IntoResponse for ApiJson<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}

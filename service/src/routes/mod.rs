@@ -1,0 +1,23 @@
+//! The HTTP API: one module per resource, merged here. Cross-cutting layers live in `startup`.
+
+mod health;
+mod session;
+mod users;
+
+use axum::Router;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Every route of the service. A new resource is one module and one `.merge(...)` line.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .merge(health::router())
+        .merge(users::router())
+        .merge(session::router())
+        .fallback(not_found)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound
+}

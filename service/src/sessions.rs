@@ -1,0 +1,140 @@
+//! Server-side sessions in the database (tower-sessions + its sqlx stores), so any replica serves
+//! any user and a logout reaches every replica at once.
+//!
+//! Cost model: reading a session is one indexed SELECT; writing it is what makes requests slow,
+//! so a session is written only at login, at logout and when its idle expiry is refreshed, which
+//! happens at most once per `Config::session_refresh_interval` (see `auth`).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tower_sessions::cookie::SameSite;
+use tower_sessions::session::{Id, Record};
+use tower_sessions::session_store::{self, ExpiredDeletion, SessionStore};
+use tower_sessions::{Expiry, SessionManagerLayer};
+use tower_sessions_sqlx_store::{PostgresStore, SqliteStore};
+
+use crate::configuration::Config;
+use crate::db::{Db, Pool, login_throttle};
+
+/// The cookie's name. Not the default `id`, so it is recognisable in a browser's storage.
+pub const COOKIE_NAME: &str = "dp_session";
+/// The table our migration creates (the store's own `migrate()` is never called).
+const TABLE: &str = "sessions";
+
+#[derive(Debug, Clone)]
+enum Backend {
+    Postgres(PostgresStore),
+    Sqlite(SqliteStore),
+}
+
+/// The session store for whichever database is configured, with every call bounded by the
+/// statement timeout: the stores' own queries have none, and a hung database must give a fast
+/// error, not a hung request.
+#[derive(Debug, Clone)]
+pub struct AppSessionStore {
+    backend: Backend,
+    timeout: Duration,
+}
+
+impl AppSessionStore {
+    pub fn new(db: &Db, timeout: Duration) -> Result<Self, String> {
+        let backend = match &db.pool {
+            Pool::Postgres(pool) => Backend::Postgres(
+                PostgresStore::new(pool.clone())
+                    .with_schema_name("public")?
+                    .with_table_name(TABLE)?,
+            ),
+            Pool::Sqlite(pool) => {
+                Backend::Sqlite(SqliteStore::new(pool.clone()).with_table_name(TABLE)?)
+            }
+        };
+        Ok(Self { backend, timeout })
+    }
+
+    async fn bounded<T>(
+        &self,
+        call: impl Future<Output = session_store::Result<T>>,
+    ) -> session_store::Result<T> {
+        tokio::time::timeout(self.timeout, call)
+            .await
+            .map_err(|_| {
+                session_store::Error::Backend(format!(
+                    "the session store did not answer within {:?}",
+                    self.timeout
+                ))
+            })?
+    }
+
+    /// Deletes expired sessions. Idempotent, so every replica may run it at any time.
+    pub async fn delete_expired(&self) -> session_store::Result<()> {
+        match &self.backend {
+            Backend::Postgres(s) => self.bounded(s.delete_expired()).await,
+            Backend::Sqlite(s) => self.bounded(s.delete_expired()).await,
+        }
+    }
+}
+
+#[async_trait]
+impl SessionStore for AppSessionStore {
+    async fn create(&self, record: &mut Record) -> session_store::Result<()> {
+        match &self.backend {
+            Backend::Postgres(s) => self.bounded(s.create(record)).await,
+            Backend::Sqlite(s) => self.bounded(s.create(record)).await,
+        }
+    }
+
+    async fn save(&self, record: &Record) -> session_store::Result<()> {
+        match &self.backend {
+            Backend::Postgres(s) => self.bounded(s.save(record)).await,
+            Backend::Sqlite(s) => self.bounded(s.save(record)).await,
+        }
+    }
+
+    async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
+        match &self.backend {
+            Backend::Postgres(s) => self.bounded(s.load(id)).await,
+            Backend::Sqlite(s) => self.bounded(s.load(id)).await,
+        }
+    }
+
+    async fn delete(&self, id: &Id) -> session_store::Result<()> {
+        match &self.backend {
+            Backend::Postgres(s) => self.bounded(s.delete(id)).await,
+            Backend::Sqlite(s) => self.bounded(s.delete(id)).await,
+        }
+    }
+}
+
+/// The session layer: cookie `HttpOnly`, `SameSite=Lax`, `Path=/`, `Secure` as configured.
+pub fn layer(store: AppSessionStore, config: &Config) -> SessionManagerLayer<AppSessionStore> {
+    SessionManagerLayer::new(store)
+        .with_name(COOKIE_NAME)
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_secure(config.session_cookie_secure)
+        .with_path("/")
+        .with_expiry(Expiry::OnInactivity(to_time(config.session_idle_timeout)))
+}
+
+pub fn to_time(duration: Duration) -> time::Duration {
+    time::Duration::try_from(duration).unwrap_or(time::Duration::MAX)
+}
+
+/// Every `interval`, deletes expired sessions and stale login counters. Runs until the process
+/// ends; failures (the database is down) are logged and retried at the next tick.
+pub async fn cleanup_loop(store: AppSessionStore, db: Db, config: Config) {
+    let mut ticker = tokio::time::interval(config.session_cleanup_interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let window = i64::try_from(config.login_failure_window.as_secs()).unwrap_or(i64::MAX);
+    loop {
+        ticker.tick().await;
+        if let Err(e) = store.delete_expired().await {
+            tracing::warn!(error = %e, "deleting expired sessions failed; retrying next interval");
+        }
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        if let Err(e) = login_throttle::delete_stale(&db, now, window).await {
+            tracing::warn!(error = %e, "deleting stale login counters failed; retrying next interval");
+        }
+    }
+}

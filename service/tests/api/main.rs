@@ -1,0 +1,11 @@
+//! API tests: the real service (in-process, or the real binary where signals and exit codes
+//! matter) against a real PostgreSQL database of its own.
+
+mod helpers;
+
+mod health;
+mod lifecycle;
+mod outage;
+mod problems;
+mod session;
+mod users;
