@@ -5,7 +5,7 @@
 mod common;
 
 use common::stub::Stub;
-use common::{read_json, run_loadtest, text};
+use common::{read_json, run_loadtest_line, text};
 use serde_json::Value;
 
 fn endpoint<'a>(report: &'a Value, name: &str) -> &'a Value {
@@ -23,26 +23,12 @@ async fn mixed_scenario_covers_every_endpoint_and_writes_both_reports() {
     let dir = tempfile::tempdir().unwrap();
     let html = dir.path().join("out/lt.html");
     let json = dir.path().join("out/lt.json");
-    let out = run_loadtest(
-        &[
-            "--url",
-            &stub.url,
-            "--users",
-            "2",
-            "--duration",
-            "2s",
-            "--scenario",
-            "mixed",
-            "--think-time",
-            "1ms..5ms",
-            "--html",
-            html.to_str().unwrap(),
-            "--json",
-            json.to_str().unwrap(),
-        ],
-        &[],
-    )
-    .await;
+    let (url, html_path, json_path) = (&stub.url, html.display(), json.display());
+    let line = format!(
+        "--url {url} --users 2 --duration 2s --scenario mixed --think-time 1ms..5ms \
+         --html {html_path} --json {json_path}"
+    );
+    let out = run_loadtest_line(&line, &[]).await;
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
 
@@ -101,21 +87,13 @@ async fn read_upload_and_jobs_scenarios_run_cleanly() {
     let stub = Stub::start().await;
     for scenario in ["read", "upload", "jobs"] {
         let dir = tempfile::tempdir().unwrap();
-        let out = run_loadtest(
-            &[
-                "--url",
+        let out = run_loadtest_line(
+            &format!(
+                "--url {} --users 2 --duration 1s --scenario {} --report-dir {} --max-rps 200",
                 &stub.url,
-                "--users",
-                "2",
-                "--duration",
-                "1s",
-                "--scenario",
                 scenario,
-                "--report-dir",
-                dir.path().to_str().unwrap(),
-                "--max-rps",
-                "200",
-            ],
+                dir.path().to_str().unwrap()
+            ),
             &[],
         )
         .await;
@@ -139,19 +117,12 @@ async fn read_upload_and_jobs_scenarios_run_cleanly() {
 async fn a_download_with_another_sha256_is_an_error_of_its_kind() {
     let stub = Stub::start_corrupting_downloads().await;
     let dir = tempfile::tempdir().unwrap();
-    let out = run_loadtest(
-        &[
-            "--url",
+    let out = run_loadtest_line(
+        &format!(
+            "--url {} --users 1 --duration 1s --scenario upload --report-dir {}",
             &stub.url,
-            "--users",
-            "1",
-            "--duration",
-            "1s",
-            "--scenario",
-            "upload",
-            "--report-dir",
-            dir.path().to_str().unwrap(),
-        ],
+            dir.path().to_str().unwrap()
+        ),
         &[],
     )
     .await;
@@ -190,17 +161,12 @@ async fn a_download_with_another_sha256_is_an_error_of_its_kind() {
 async fn an_unreachable_target_reports_connection_errors() {
     let port = testkit::free_port();
     let dir = tempfile::tempdir().unwrap();
-    let out = run_loadtest(
-        &[
-            "--url",
+    let out = run_loadtest_line(
+        &format!(
+            "--url {} --users 1 --duration 1s --report-dir {}",
             &format!("http://127.0.0.1:{port}"),
-            "--users",
-            "1",
-            "--duration",
-            "1s",
-            "--report-dir",
-            dir.path().to_str().unwrap(),
-        ],
+            dir.path().to_str().unwrap()
+        ),
         &[],
     )
     .await;

@@ -23,6 +23,12 @@ pub async fn run_loadtest(args: &[&str], env: &[(String, String)]) -> Output {
     cmd.output().await.expect("run loadtest")
 }
 
+/// `run_loadtest` with the arguments written as one line (split at whitespace).
+pub async fn run_loadtest_line(line: &str, env: &[(String, String)]) -> Output {
+    let args: Vec<&str> = line.split_whitespace().collect();
+    run_loadtest(&args, env).await
+}
+
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
