@@ -1,6 +1,7 @@
 //! The HTTP API: one module per resource, merged here. Cross-cutting layers live in `startup`.
 
 mod health;
+mod jobs;
 mod session;
 mod users;
 
@@ -15,6 +16,7 @@ pub fn router() -> Router<AppState> {
         .merge(health::router())
         .merge(users::router())
         .merge(session::router())
+        .merge(jobs::router())
         .fallback(not_found)
 }
 

@@ -9,3 +9,4 @@ mod outage;
 mod problems;
 mod session;
 mod users;
+mod jobs;
