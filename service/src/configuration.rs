@@ -335,7 +335,10 @@ impl Config {
             return Err(ConfigError::new("JOB_LEASE", "must be at least 1s"));
         }
         if self.job_poll_interval.is_zero() {
-            return Err(ConfigError::new("JOB_POLL_INTERVAL", "must be longer than 0"));
+            return Err(ConfigError::new(
+                "JOB_POLL_INTERVAL",
+                "must be longer than 0",
+            ));
         }
         if self.upload_max_bytes == 0 {
             return Err(ConfigError::new("UPLOAD_MAX_BYTES", "must be at least 1"));

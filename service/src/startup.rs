@@ -153,13 +153,15 @@ impl Application {
         // margin to finish, then are handed back to the queue for another replica.
         let workers = crate::jobs::Workers::start(state.clone());
         let (signalled, on_signal) = tokio::sync::oneshot::channel::<()>();
-        let job_grace = config.shutdown_timeout.saturating_sub(Duration::from_secs(4));
+        let job_grace = config
+            .shutdown_timeout
+            .saturating_sub(Duration::from_secs(4));
         let workers_stopped = tokio::spawn(async move {
             let _ = on_signal.await;
             workers.shutdown(job_grace).await;
         });
         let mut signalled = Some(signalled);
-        let mut signal_at = None;
+        let signal_at = std::sync::OnceLock::new();
 
         let mut builder = auto::Builder::new(TokioExecutor::new());
         // hyper's header read timeout starts when a connection waits for its next request, so it
@@ -175,7 +177,7 @@ impl Application {
         let drained = async {
             (&mut signal).await;
             state.start_draining();
-            signal_at = Some(std::time::Instant::now());
+            let _ = signal_at.set(std::time::Instant::now());
             if let Some(signalled) = signalled.take() {
                 let _ = signalled.send(());
             }
@@ -222,8 +224,13 @@ impl Application {
             Err(_) => tracing::warn!("shutdown deadline reached; aborting the remaining requests"),
         }
         // Jobs may still be finishing after the last request: wait for them, within the budget.
-        let budget_left = config.shutdown_timeout.saturating_sub(signal_at.map_or(Duration::ZERO, |at| at.elapsed()));
-        if tokio::time::timeout(budget_left, workers_stopped).await.is_err() {
+        let budget_left = config
+            .shutdown_timeout
+            .saturating_sub(signal_at.get().map_or(Duration::ZERO, |at| at.elapsed()));
+        if tokio::time::timeout(budget_left, workers_stopped)
+            .await
+            .is_err()
+        {
             tracing::warn!("job workers did not stop in time");
         }
         cleanup.abort();

@@ -91,7 +91,12 @@ pub async fn find(db: &Db, user_id: Uuid, id: Uuid) -> Result<Option<JobRow>, Db
 
 /// Up to `limit` of `user_id`'s jobs, newest first, older than job `before` when given.
 #[tracing::instrument(skip(db))]
-pub async fn list(db: &Db, user_id: Uuid, before: Option<Uuid>, limit: i64) -> Result<Vec<JobRow>, DbError> {
+pub async fn list(
+    db: &Db,
+    user_id: Uuid,
+    before: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<JobRow>, DbError> {
     let sql = format!(
         "SELECT {COLUMNS} FROM jobs WHERE user_id = $1 AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"
     );
@@ -152,7 +157,8 @@ pub async fn claim(db: &Db, owner: &str, lease_ms: i64) -> Result<Option<JobRow>
              ORDER BY created_at, id LIMIT 1 {lock}) \
          RETURNING {COLUMNS}"
     );
-    let attempt_sql = "INSERT INTO job_attempts (job_id, attempt, owner, started_ms) VALUES ($1, $2, $3, $4)";
+    let attempt_sql =
+        "INSERT INTO job_attempts (job_id, attempt, owner, started_ms) VALUES ($1, $2, $3, $4)";
     with_db!(db, pool => async {
         let mut tx = pool.begin().await?;
         let job = sqlx::query_as::<_, JobRow>(&sql)
@@ -198,7 +204,13 @@ pub async fn fail_exhausted(db: &Db) -> Result<u64, DbError> {
 /// Extends `owner`'s lease and records progress. False when the lease is no longer `owner`'s
 /// (taken over after expiring, or the job was cancelled): the worker must stop.
 #[tracing::instrument(skip(db))]
-pub async fn heartbeat(db: &Db, id: Uuid, owner: &str, lease_ms: i64, bytes_processed: i64) -> Result<bool, DbError> {
+pub async fn heartbeat(
+    db: &Db,
+    id: Uuid,
+    owner: &str,
+    lease_ms: i64,
+    bytes_processed: i64,
+) -> Result<bool, DbError> {
     let sql = format!(
         "UPDATE jobs SET lease_expires_ms = $1, bytes_processed = $2, updated_at = $3 \
          WHERE id = $4 AND lease_owner = $5 AND status = '{RUNNING}'"
@@ -217,11 +229,18 @@ pub async fn heartbeat(db: &Db, id: Uuid, owner: &str, lease_ms: i64, bytes_proc
 /// How an attempt ended.
 #[derive(Debug, Clone)]
 pub enum Finish {
-    Succeeded { result_key: String, summary: String },
+    Succeeded {
+        result_key: String,
+        summary: String,
+    },
     /// A permanent failure: the input is bad, another attempt would fail the same way.
-    Failed { error: String },
+    Failed {
+        error: String,
+    },
     /// A transient failure (storage down...): queued again unless attempts are used up.
-    Retry { error: String },
+    Retry {
+        error: String,
+    },
     /// Shutdown: handed back without counting the attempt.
     Released,
 }
@@ -241,7 +260,13 @@ impl Finish {
 /// attempt's record). Writing the same result twice is harmless: the result object's key is the
 /// job's, so a repeated attempt overwrites it with the same content.
 #[tracing::instrument(skip(db, finish), fields(outcome = finish.outcome()))]
-pub async fn finish(db: &Db, id: Uuid, owner: &str, attempt: i32, finish: &Finish) -> Result<bool, DbError> {
+pub async fn finish(
+    db: &Db,
+    id: Uuid,
+    owner: &str,
+    attempt: i32,
+    finish: &Finish,
+) -> Result<bool, DbError> {
     // $1 id, $2 owner, $3 now, then the variant's own values.
     let guard = format!("WHERE id = $1 AND lease_owner = $2 AND status = '{RUNNING}'");
     let released = "lease_owner = NULL, lease_expires_ms = NULL";

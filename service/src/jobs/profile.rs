@@ -27,27 +27,57 @@ pub fn result_key(file_key: &str, job: uuid::Uuid) -> String {
 pub(super) async fn execute(state: &AppState, job: &JobRow, control: Arc<Control>) -> Finish {
     let file = match files::find(&state.db, job.user_id, job.file_id).await {
         Ok(Some(file)) => file,
-        Ok(None) => return Finish::Failed { error: "the file was deleted".into() },
-        Err(error) => return Finish::Retry { error: format!("database: {error}") },
+        Ok(None) => {
+            return Finish::Failed {
+                error: "the file was deleted".into(),
+            };
+        }
+        Err(error) => {
+            return Finish::Retry {
+                error: format!("database: {error}"),
+            };
+        }
     };
     let object = match state.store.get(&file.object_key, None).await {
         Ok(object) => object,
         Err(StorageError::NotFound { .. }) => {
-            return Finish::Failed { error: "the file's content is missing from storage".into() };
+            return Finish::Failed {
+                error: "the file's content is missing from storage".into(),
+            };
         }
-        Err(error) => return Finish::Retry { error: error.to_string() },
+        Err(error) => {
+            return Finish::Retry {
+                error: error.to_string(),
+            };
+        }
     };
     let reader = SyncIoBridge::new(StreamReader::new(object.body));
     let profiled = match run_on_own_thread(job.id, reader, control).await {
         Some(result) => result,
-        None => return Finish::Retry { error: "the profiling thread stopped unexpectedly".into() },
+        None => {
+            return Finish::Retry {
+                error: "the profiling thread stopped unexpectedly".into(),
+            };
+        }
     };
     let profile = match profiled {
         Ok(profile) => profile,
         // Storage failing mid-read is transient; cancellation is decided by the caller.
-        Err(error @ ProfileError::Io { .. }) => return Finish::Retry { error: error.to_string() },
-        Err(error @ ProfileError::Cancelled { .. }) => return Finish::Failed { error: error.to_string() },
-        Err(error) => return Finish::Failed { error: error.to_string() },
+        Err(error @ ProfileError::Io { .. }) => {
+            return Finish::Retry {
+                error: error.to_string(),
+            };
+        }
+        Err(error @ ProfileError::Cancelled { .. }) => {
+            return Finish::Failed {
+                error: error.to_string(),
+            };
+        }
+        Err(error) => {
+            return Finish::Failed {
+                error: error.to_string(),
+            };
+        }
     };
     let summary = serde_json::json!({
         "rows": profile.rows,
@@ -58,14 +88,27 @@ pub(super) async fn execute(state: &AppState, job: &JobRow, control: Arc<Control
     });
     let json = match serde_json::to_vec(&profile) {
         Ok(json) => json,
-        Err(error) => return Finish::Failed { error: format!("the result does not serialise: {error}") },
+        Err(error) => {
+            return Finish::Failed {
+                error: format!("the result does not serialise: {error}"),
+            };
+        }
     };
     let key = result_key(&file.object_key, job.id);
     let body = futures::stream::once(async move { Ok::<_, std::io::Error>(Bytes::from(json)) });
-    if let Err(error) = state.store.put(&key, "application/json", Box::pin(body), u64::MAX).await {
-        return Finish::Retry { error: format!("storing the result: {error}") };
+    if let Err(error) = state
+        .store
+        .put(&key, "application/json", Box::pin(body), u64::MAX)
+        .await
+    {
+        return Finish::Retry {
+            error: format!("storing the result: {error}"),
+        };
     }
-    Finish::Succeeded { result_key: key, summary: summary.to_string() }
+    Finish::Succeeded {
+        result_key: key,
+        summary: summary.to_string(),
+    }
 }
 
 /// Profiles on a dedicated OS thread at a lower scheduling priority, so that a replica whose
@@ -88,7 +131,10 @@ async fn run_on_own_thread(
                     ControlFlow::Continue(())
                 }
             };
-            let options = ProfileOptions { progress_interval_bytes: 256 * 1024, ..ProfileOptions::default() };
+            let options = ProfileOptions {
+                progress_interval_bytes: 256 * 1024,
+                ..ProfileOptions::default()
+            };
             let _ = sender.send(csv_profile::profile(reader, &options, &mut progress));
         });
     if let Err(error) = spawned {

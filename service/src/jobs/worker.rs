@@ -45,32 +45,54 @@ impl Workers {
             );
         }
         tracing::info!(workers = count, lease = ?state.config.job_lease, "job workers started");
-        Self { stop_claiming, release, tasks }
+        Self {
+            stop_claiming,
+            release,
+            tasks,
+        }
     }
 
     /// Stops claiming at once; running jobs may finish within `grace`, then the rest are handed
     /// back to the queue (another replica continues them). Returns when every worker has ended.
     pub async fn shutdown(mut self, grace: Duration) {
         self.stop_claiming.cancel();
-        let all_done = async { while self.tasks.join_next().await.is_some() {} };
-        tokio::pin!(all_done);
-        if tokio::time::timeout(grace, &mut all_done).await.is_err() {
-            tracing::info!("grace period over: releasing running jobs");
-            self.release.cancel();
-            // Releasing is one UPDATE per job; bounded so shutdown cannot hang on a dead database.
-            if tokio::time::timeout(Duration::from_secs(3), &mut all_done).await.is_err() {
-                tracing::warn!("jobs not released in time; their leases will expire");
-                self.tasks.abort_all();
+        let mut deadline = tokio::time::Instant::now() + grace;
+        let mut releasing = false;
+        loop {
+            match tokio::time::timeout_at(deadline, self.tasks.join_next()).await {
+                Ok(Some(_)) => {}
+                Ok(None) => return,
+                Err(_) if !releasing => {
+                    tracing::info!("grace period over: releasing running jobs");
+                    self.release.cancel();
+                    releasing = true;
+                    // Releasing is one UPDATE per job; bounded so shutdown cannot hang on a
+                    // dead database.
+                    deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+                }
+                Err(_) => {
+                    tracing::warn!("jobs not released in time; their leases will expire");
+                    self.tasks.abort_all();
+                    return;
+                }
             }
         }
     }
 }
 
-async fn worker_loop(state: AppState, stop_claiming: CancellationToken, release: CancellationToken) {
+async fn worker_loop(
+    state: AppState,
+    stop_claiming: CancellationToken,
+    release: CancellationToken,
+) {
     let lease_ms = state.config.job_lease.as_millis() as i64;
     let mut idle_polls: u32 = 0;
     while !stop_claiming.is_cancelled() {
-        let owner = format!("{}/{}", state.config.replica_id(), uuid::Uuid::new_v4().simple());
+        let owner = format!(
+            "{}/{}",
+            state.config.replica_id(),
+            uuid::Uuid::new_v4().simple()
+        );
         match jobs::claim(&state.db, &owner, lease_ms).await {
             Ok(Some(job)) => {
                 idle_polls = 0;
@@ -103,12 +125,22 @@ async fn run(state: &AppState, job: JobRow, owner: &str, release: &CancellationT
     let started = Instant::now();
     let control = Arc::new(Control::default());
     let heartbeat = tokio::spawn(
-        heartbeat(state.clone(), job.id, owner.to_string(), control.clone(), release.clone())
-            .in_current_span(),
+        heartbeat(
+            state.clone(),
+            job.id,
+            owner.to_string(),
+            control.clone(),
+            release.clone(),
+        )
+        .in_current_span(),
     );
     let finish = super::profile::execute(state, &job, control.clone()).await;
     heartbeat.abort();
-    let finish = if control.releasing.load(Ordering::SeqCst) { Finish::Released } else { finish };
+    let finish = if control.releasing.load(Ordering::SeqCst) {
+        Finish::Released
+    } else {
+        finish
+    };
     match &finish {
         Finish::Succeeded { .. } => tracing::info!(elapsed = ?started.elapsed(), "job succeeded"),
         Finish::Failed { error } => tracing::info!(%error, "job failed"),
@@ -146,7 +178,13 @@ async fn record(state: &AppState, job: &JobRow, owner: &str, finish: &Finish) {
 /// Renews the lease every third of it and reports progress. Stops the job when the lease is no
 /// longer ours (cancelled, or taken over after we failed to renew it in time) or when the
 /// replica releases its jobs.
-async fn heartbeat(state: AppState, id: uuid::Uuid, owner: String, control: Arc<Control>, release: CancellationToken) {
+async fn heartbeat(
+    state: AppState,
+    id: uuid::Uuid,
+    owner: String,
+    control: Arc<Control>,
+    release: CancellationToken,
+) {
     let lease = state.config.job_lease;
     let mut last_renewed = Instant::now();
     loop {

@@ -14,8 +14,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::auth::AuthenticatedUser;
-use crate::db::jobs::{self, JobRow, NewJob};
 use crate::db::files;
+use crate::db::jobs::{self, JobRow, NewJob};
 use crate::error::{ApiError, ApiJson};
 use crate::state::AppState;
 
@@ -65,6 +65,7 @@ pub struct JobBody {
 
 impl From<JobRow> for JobBody {
     fn from(row: JobRow) -> Self {
+        let failed = row.status == jobs::FAILED;
         let result = (row.status == jobs::SUCCEEDED).then(|| {
             let mut summary = row
                 .result_summary
@@ -72,7 +73,10 @@ impl From<JobRow> for JobBody {
                 .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
                 .unwrap_or_else(|| serde_json::json!({}));
             if let Some(object) = summary.as_object_mut() {
-                object.insert("url".into(), format!("/api/v1/jobs/{}/result", row.id).into());
+                object.insert(
+                    "url".into(),
+                    format!("/api/v1/jobs/{}/result", row.id).into(),
+                );
             }
             summary
         });
@@ -81,7 +85,10 @@ impl From<JobRow> for JobBody {
             file_id: row.file_id,
             kind: row.kind,
             status: row.status,
-            progress: Progress { bytes_processed: row.bytes_processed, bytes_total: row.bytes_total },
+            progress: Progress {
+                bytes_processed: row.bytes_processed,
+                bytes_total: row.bytes_total,
+            },
             attempts: row.attempts,
             max_attempts: row.max_attempts,
             created_at: row.created_at,
@@ -90,7 +97,7 @@ impl From<JobRow> for JobBody {
             result,
             // A failure reason is only shown once the job has failed; a retried attempt's error
             // stays internal until then.
-            error: (row.status == jobs::FAILED).then_some(row.error).flatten(),
+            error: if failed { row.error } else { None },
         }
     }
 }
@@ -115,7 +122,9 @@ async fn create(
         )));
     }
     let file_id = parse_id(&file_id)?;
-    let file = files::find(&state.db, user.id, file_id).await?.ok_or(ApiError::NotFound)?;
+    let file = files::find(&state.db, user.id, file_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     let row = jobs::insert(
         &state.db,
         &NewJob {
@@ -130,7 +139,12 @@ async fn create(
     .await?;
     let location = HeaderValue::from_str(&format!("/api/v1/jobs/{}", row.id))
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok((StatusCode::ACCEPTED, [(header::LOCATION, location)], ApiJson(JobBody::from(row))).into_response())
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, location)],
+        ApiJson(JobBody::from(row)),
+    )
+        .into_response())
 }
 
 #[tracing::instrument(skip_all, fields(job_id = %id))]
@@ -139,7 +153,9 @@ async fn show(
     user: AuthenticatedUser,
     Path(id): Path<String>,
 ) -> Result<ApiJson<JobBody>, ApiError> {
-    let row = jobs::find(&state.db, user.id, parse_id(&id)?).await?.ok_or(ApiError::NotFound)?;
+    let row = jobs::find(&state.db, user.id, parse_id(&id)?)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     Ok(ApiJson(row.into()))
 }
 
@@ -165,14 +181,17 @@ async fn list(
     let Query(query) = query.map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
     let limit = query.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::BadRequest(format!("limit must be between 1 and {MAX_PAGE}")));
+        return Err(ApiError::BadRequest(format!(
+            "limit must be between 1 and {MAX_PAGE}"
+        )));
     }
     let before = query
         .cursor
         .as_deref()
         .map(|cursor| {
-            Uuid::try_parse(cursor)
-                .map_err(|_| ApiError::BadRequest("cursor is not one this API returned".to_string()))
+            Uuid::try_parse(cursor).map_err(|_| {
+                ApiError::BadRequest("cursor is not one this API returned".to_string())
+            })
         })
         .transpose()?;
     let mut rows = jobs::list(&state.db, user.id, before, i64::from(limit) + 1).await?;
@@ -182,7 +201,10 @@ async fn list(
     } else {
         None
     };
-    Ok(ApiJson(JobPage { jobs: rows.into_iter().map(JobBody::from).collect(), next_cursor }))
+    Ok(ApiJson(JobPage {
+        jobs: rows.into_iter().map(JobBody::from).collect(),
+        next_cursor,
+    }))
 }
 
 #[tracing::instrument(skip_all, fields(job_id = %id))]
@@ -197,7 +219,10 @@ async fn cancel(
     }
     match jobs::find(&state.db, user.id, id).await? {
         None => Err(ApiError::NotFound),
-        Some(job) => Err(ApiError::Conflict(format!("the job has {} already and cannot be cancelled", job.status))),
+        Some(job) => Err(ApiError::Conflict(format!(
+            "the job has {} already and cannot be cancelled",
+            job.status
+        ))),
     }
 }
 
@@ -207,15 +232,25 @@ async fn result(
     user: AuthenticatedUser,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let job = jobs::find(&state.db, user.id, parse_id(&id)?).await?.ok_or(ApiError::NotFound)?;
+    let job = jobs::find(&state.db, user.id, parse_id(&id)?)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     let key = match (&job.result_key, job.status.as_str()) {
         (Some(key), jobs::SUCCEEDED) => key.clone(),
-        _ => return Err(ApiError::Conflict(format!("the job is {} and has no result", job.status))),
+        _ => {
+            return Err(ApiError::Conflict(format!(
+                "the job is {} and has no result",
+                job.status
+            )));
+        }
     };
     let object = state.store.get(&key, None).await?;
     Ok((
         [
-            (header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
             (header::CONTENT_LENGTH, HeaderValue::from(object.total_size)),
         ],
         Body::from_stream(object.body),

@@ -1,5 +1,6 @@
 //! The HTTP API: one module per resource, merged here. Cross-cutting layers live in `startup`.
 
+mod files;
 mod health;
 mod jobs;
 mod session;
@@ -16,6 +17,7 @@ pub fn router() -> Router<AppState> {
         .merge(health::router())
         .merge(users::router())
         .merge(session::router())
+        .merge(files::router())
         .merge(jobs::router())
         .fallback(not_found)
 }

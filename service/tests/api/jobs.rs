@@ -29,14 +29,26 @@ async fn start_job(app: &TestApp, cookie: &str, file_id: &str) -> Value {
         .await
         .expect("start job");
     assert_eq!(response.status(), 202);
-    let location = response.headers().get("location").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let location = response
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let job = json(response).await;
-    assert_eq!(location.as_deref(), Some(format!("/api/v1/jobs/{}", job["id"].as_str().unwrap()).as_str()));
+    assert_eq!(
+        location.as_deref(),
+        Some(format!("/api/v1/jobs/{}", job["id"].as_str().unwrap()).as_str())
+    );
     job
 }
 
 async fn get_job(app: &TestApp, cookie: &str, id: &str) -> reqwest::Response {
-    app.client.get(app.url(&format!("/api/v1/jobs/{id}"))).header("cookie", cookie).send().await.expect("get job")
+    app.client
+        .get(app.url(&format!("/api/v1/jobs/{id}")))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .expect("get job")
 }
 
 /// Polls the job until it is no longer queued or running.
@@ -57,7 +69,10 @@ async fn a_profile_job_succeeds_and_its_result_describes_the_columns() {
     let file = upload(&app, &cookie, "scores.csv", CSV).await;
     let job = start_job(&app, &cookie, file["id"].as_str().unwrap()).await;
     assert_eq!(job["kind"], "profile");
-    assert!(job["status"] == "queued" || job["status"] == "running", "{job}");
+    assert!(
+        job["status"] == "queued" || job["status"] == "running",
+        "{job}"
+    );
     assert_eq!(job["progress"]["bytes_total"], CSV.len());
 
     let done = finished(&app, &cookie, job["id"].as_str().unwrap()).await;
@@ -70,10 +85,18 @@ async fn a_profile_job_succeeds_and_its_result_describes_the_columns() {
     assert!(done["error"].is_null());
 
     let url = done["result"]["url"].as_str().expect("a result url");
-    let result = app.client.get(app.url(url)).header("cookie", &cookie).send().await.expect("result");
+    let result = app
+        .client
+        .get(app.url(url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("result");
     assert_eq!(result.status(), 200);
     let profile = json(result).await;
-    let columns = profile["column_profiles"].as_array().expect("column profiles");
+    let columns = profile["column_profiles"]
+        .as_array()
+        .expect("column profiles");
     assert_eq!(columns.len(), 4);
     assert_eq!(columns[2]["name"], "score");
     assert_eq!(columns[2]["nulls"], 1);
@@ -88,7 +111,10 @@ async fn a_malformed_file_fails_with_the_line_number() {
     let done = finished(&app, &cookie, job["id"].as_str().unwrap()).await;
     assert_eq!(done["status"], "failed", "{done}");
     let error = done["error"].as_str().expect("an error");
-    assert!(error.contains("line 3"), "the error does not say where: {error}");
+    assert!(
+        error.contains("line 3"),
+        "the error does not say where: {error}"
+    );
     assert!(done["result"].is_null());
     assert_eq!(done["attempts"], 1, "a malformed file is not retried");
 }
@@ -103,7 +129,11 @@ async fn jobs_are_private_listed_newest_first_and_validated() {
     let first = start_job(&app, &alice, file_id).await;
     let second = start_job(&app, &alice, file_id).await;
 
-    assert_problem(get_job(&app, &bob, first["id"].as_str().unwrap()).await, 404).await;
+    assert_problem(
+        get_job(&app, &bob, first["id"].as_str().unwrap()).await,
+        404,
+    )
+    .await;
     let bobs_try = app
         .client
         .post(app.url(&format!("/api/v1/files/{file_id}/jobs")))
@@ -115,7 +145,12 @@ async fn jobs_are_private_listed_newest_first_and_validated() {
     assert_problem(bobs_try, 404).await;
 
     let page = json(
-        app.client.get(app.url("/api/v1/jobs?limit=1")).header("cookie", &alice).send().await.unwrap(),
+        app.client
+            .get(app.url("/api/v1/jobs?limit=1"))
+            .header("cookie", &alice)
+            .send()
+            .await
+            .unwrap(),
     )
     .await;
     assert_eq!(page["jobs"][0]["id"], second["id"], "newest first");
@@ -131,7 +166,15 @@ async fn jobs_are_private_listed_newest_first_and_validated() {
     .await;
     assert_eq!(page["jobs"][0]["id"], first["id"]);
     assert!(page["next_cursor"].is_null());
-    let bobs_list = json(app.client.get(app.url("/api/v1/jobs")).header("cookie", &bob).send().await.unwrap()).await;
+    let bobs_list = json(
+        app.client
+            .get(app.url("/api/v1/jobs"))
+            .header("cookie", &bob)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(bobs_list["jobs"].as_array().unwrap().len(), 0);
 
     let unknown_kind = app
@@ -143,7 +186,12 @@ async fn jobs_are_private_listed_newest_first_and_validated() {
         .await
         .unwrap();
     assert_problem(unknown_kind, 422).await;
-    let anonymous = app.client.get(app.url("/api/v1/jobs")).send().await.unwrap();
+    let anonymous = app
+        .client
+        .get(app.url("/api/v1/jobs"))
+        .send()
+        .await
+        .unwrap();
     assert_problem(anonymous, 401).await;
     let missing_file = app
         .client
@@ -168,7 +216,12 @@ async fn a_queued_job_can_be_cancelled_and_a_finished_one_cannot() {
         let app = &app;
         let cookie = cookie.clone();
         async move {
-            app.client.delete(app.url(&format!("/api/v1/jobs/{id}"))).header("cookie", cookie).send().await.unwrap()
+            app.client
+                .delete(app.url(&format!("/api/v1/jobs/{id}")))
+                .header("cookie", cookie)
+                .send()
+                .await
+                .unwrap()
         }
     };
     let first_cancel = cancel(id.to_string()).await;
@@ -188,7 +241,9 @@ async fn jobs_run_in_the_embedded_sqlite_mode() {
     let database = format!("sqlite://{}/db.sqlite", dir.path().display());
     let storage = dir.path().join("objects").display().to_string();
     let config = crate::helpers::config(&["--database-url", &database, "--storage-url", &storage]);
-    let store = data_processor::storage::connect(&config.storage_settings()).await.expect("local store");
+    let store = data_processor::storage::connect(&config.storage_settings())
+        .await
+        .expect("local store");
     let app = crate::helpers::spawn_app_with_store(config, store).await;
     let cookie = app.signed_in(&unique_name("lite")).await;
     let file = upload(&app, &cookie, "s.csv", CSV).await;

@@ -3,10 +3,11 @@
 
 mod helpers;
 
+mod files;
 mod health;
+mod jobs;
 mod lifecycle;
 mod outage;
 mod problems;
 mod session;
 mod users;
-mod jobs;
