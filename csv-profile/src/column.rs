@@ -11,10 +11,12 @@ use crate::infer;
 use crate::report::{ColumnProfile, ColumnType, Scalar};
 use crate::welford::Welford;
 
-/// 2^14 registers: standard error 1.04/128 = 0.81%, so 2% is about 2.5 standard errors.
-/// Dense size is 12 KiB per column; small cardinalities use far less.
-const HLL_PRECISION: usize = 14;
+/// 2^15 registers: standard error 1.04/181 = 0.57%, so the 2% promise is 3.5 standard
+/// errors. (2^14 measured up to 1.9% off at 50k distinct values: too close.) Dense size is
+/// 24 KiB per column; low cardinalities use far less.
+const HLL_PRECISION: usize = 15;
 const HLL_REGISTER_BITS: usize = 6;
+const HASH_SEED: u64 = 0x5EED;
 type Distinct = CardinalityEstimator<str, wyhash::WyHash, HLL_PRECISION, HLL_REGISTER_BITS>;
 
 pub struct ColumnState {
@@ -85,7 +87,10 @@ impl ColumnState {
             self.observe_datetime(value);
         }
         self.observe_text(value, ascii);
-        self.distinct.insert(value);
+        // One-shot hashing of the bytes is cheaper than the streaming `Hasher` that
+        // `insert` goes through; the estimator only needs a well-mixed 64-bit hash.
+        self.distinct
+            .insert_hash(wyhash::wyhash(value.as_bytes(), HASH_SEED));
     }
 
     fn observe_number(&mut self, value: &str) {
@@ -138,9 +143,9 @@ impl ColumnState {
         if self.values == 1 {
             value.clone_into(&mut self.text_min);
             value.clone_into(&mut self.text_max);
-        } else if value < self.text_min.as_str() {
+        } else if less(value, &self.text_min) {
             value.clone_into(&mut self.text_min);
-        } else if value > self.text_max.as_str() {
+        } else if less(&self.text_max, value) {
             value.clone_into(&mut self.text_max);
         }
     }
@@ -205,6 +210,15 @@ impl ColumnState {
             min_length: has_values.then_some(self.min_chars),
             max_length: has_values.then_some(self.max_chars),
         }
+    }
+}
+
+/// Byte-wise `a < b`, deciding on the first byte when it differs: most comparisons
+/// against the running min/max end there, and `str`'s `<` always calls `memcmp`.
+fn less(a: &str, b: &str) -> bool {
+    match (a.as_bytes().first(), b.as_bytes().first()) {
+        (Some(x), Some(y)) if x != y => x < y,
+        _ => a < b,
     }
 }
 
@@ -285,11 +299,48 @@ mod tests {
     }
 
     #[test]
+    fn first_byte_shortcut_orders_like_str() {
+        for (a, b) in [
+            ("a", "b"),
+            ("ab", "a"),
+            ("", "a"),
+            ("a", ""),
+            ("x1", "x2"),
+            ("é", "z"),
+        ] {
+            assert_eq!(less(a, b), a < b, "{a:?} < {b:?}");
+        }
+    }
+
+    #[test]
     fn all_null_column_is_empty() {
         let p = profile_of(&["", "NULL"]);
         assert_eq!(p.column_type, ColumnType::Empty);
         assert_eq!((p.count, p.nulls, p.distinct), (0, 2, 0));
         assert_eq!((p.min, p.max, p.min_length), (None, None, None));
+    }
+
+    #[test]
+    fn distinct_estimate_is_within_two_percent_for_many_value_shapes() {
+        let shapes: [fn(u64) -> String; 3] = [
+            |i| i.to_string(),
+            |i| format!("user-{:x}@example.com", i * 2_654_435_761),
+            |i| format!("{}.{:02}", i / 100, i % 100),
+        ];
+        for (shape, value) in shapes.iter().enumerate() {
+            for n in [50_000u64, 1_000_000] {
+                let mut column = ColumnState::new("c".into());
+                for i in 0..n {
+                    column.observe(&value(i), true);
+                }
+                let estimate = column.finish().distinct as f64;
+                let error = (estimate - n as f64).abs() / n as f64;
+                assert!(
+                    error < 0.02,
+                    "shape {shape}, n {n}: {estimate} ({error:.4})"
+                );
+            }
+        }
     }
 
     #[test]

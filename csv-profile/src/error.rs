@@ -2,7 +2,7 @@
 
 use serde::{Serialize, Serializer};
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum ProfileError {
     #[error("the file is empty (no CSV records)")]
     Empty,

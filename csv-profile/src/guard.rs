@@ -50,7 +50,13 @@ impl<R: Read> Read for Guard<R> {
         if self.consumed > self.limit {
             return Err(io::Error::other(RecordTooLarge));
         }
-        let n = self.inner.read(buf)?;
+        // The parser's buffered reader gives up on `Interrupted`; a retry is what it means.
+        let n = loop {
+            match self.inner.read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                result => break result?,
+            }
+        };
         self.consumed += n as u64;
         Ok(n)
     }

@@ -14,7 +14,13 @@ pub const NULL_TOKENS: [&str; 6] = ["null", "na", "n/a", "nan", "none", "#n/a"];
 
 /// Spaces and tabs around a value carry no meaning for its type or statistics.
 pub fn trim(field: &str) -> &str {
-    field.trim_matches([' ', '\t'])
+    let blank = |b: &u8| matches!(b, b' ' | b'\t');
+    let bytes = field.as_bytes();
+    // Nearly every field has nothing to trim; skip the char-pattern machinery for those.
+    match (bytes.first(), bytes.last()) {
+        (Some(first), Some(last)) if blank(first) || blank(last) => field.trim_matches([' ', '\t']),
+        _ => field,
+    }
 }
 
 /// `value` must already be trimmed.
@@ -120,6 +126,14 @@ mod tests {
         for v in ["0", "-", "nil", "nulls", "n", "Nana", " x "] {
             assert!(!is_null(trim(v)), "{v:?} should not be null");
         }
+    }
+
+    #[test]
+    fn trim_removes_only_outer_spaces_and_tabs() {
+        assert_eq!(trim(" a b\t"), "a b");
+        assert_eq!(trim("a b"), "a b");
+        assert_eq!(trim("\u{a0}x"), "\u{a0}x");
+        assert_eq!(trim(" \t "), "");
     }
 
     #[test]

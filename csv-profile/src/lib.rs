@@ -6,11 +6,29 @@
 //! parser ahead of the rest of the stream. A UTF-8 byte order mark is skipped.
 //!
 //! Memory does not grow with the number of rows: each column keeps O(1) counters, the text
-//! of its current min/max values (each at most `max_field_bytes`) and a 12 KiB HyperLogLog
+//! of its current min/max values (each at most `max_field_bytes`) and a 24 KiB HyperLogLog
 //! sketch; the parser holds at most one record (`max_record_bytes`).
 //!
 //! Value rules (see [`ColumnType`] for the type order): values are trimmed of surrounding
 //! spaces and tabs; a value is null when empty or one of [`NULL_TOKENS`] (any case).
+//!
+//! ```
+//! use std::ops::ControlFlow;
+//! use csv_profile::{ColumnType, ProfileOptions, profile};
+//!
+//! let csv = "id,price\n1,9.5\n2,10.5\n";
+//! let p = profile(csv.as_bytes(), &ProfileOptions::default(), &mut |_bytes_read| {
+//!     ControlFlow::Continue(())
+//! })?;
+//! assert_eq!((p.rows, p.delimiter.as_str(), p.has_header), (2, ",", true));
+//! assert_eq!(p.column_profiles[1].column_type, ColumnType::Float);
+//! assert_eq!(p.column_profiles[1].mean, Some(10.0));
+//! # Ok::<(), csv_profile::ProfileError>(())
+//! ```
+//!
+//! The work is CPU-bound and blocking: an async caller runs it on
+//! `tokio::task::spawn_blocking` over `tokio_util::io::SyncIoBridge`, and lets `progress`
+//! record the bytes read and return `Break` once the job is cancelled.
 
 mod column;
 mod error;
@@ -79,19 +97,21 @@ pub fn profile<R: Read>(
     options: &ProfileOptions,
     progress: &mut dyn FnMut(u64) -> ControlFlow<()>,
 ) -> Result<Profile, ProfileError> {
-    let mut prefix = Vec::with_capacity(options.sniff_bytes);
+    // At least a BOM and one byte, so that a BOM is never split by the sniff boundary.
+    let sniff_bytes = options.sniff_bytes.max(BOM.len() + 1);
+    let mut prefix = Vec::with_capacity(sniff_bytes);
     (&mut reader)
-        .take(options.sniff_bytes as u64)
+        .take(sniff_bytes as u64)
         .read_to_end(&mut prefix)
         .map_err(|e| ProfileError::Io {
             bytes: 0,
             message: e.to_string(),
         })?;
-    let complete = prefix.len() < options.sniff_bytes;
+    let complete = prefix.len() < sniff_bytes;
     let bom = prefix.starts_with(BOM);
     let bom_len = if bom { BOM.len() } else { 0 };
     let body = &prefix[bom_len..];
-    if body.is_empty() {
+    if body.is_empty() && complete {
         return Err(ProfileError::Empty);
     }
     // Checked before sniffing so that binary input is named as such rather than as
@@ -201,7 +221,7 @@ impl<R: Read> Run<'_, R> {
                 if progress(bytes).is_break() {
                     return Err(ProfileError::Cancelled { bytes });
                 }
-                next_progress = bytes + interval;
+                next_progress = bytes.saturating_add(interval);
             }
         }
         Ok(columns)
@@ -214,12 +234,17 @@ impl<R: Read> Run<'_, R> {
                 .collect());
         }
         let text = self.record_text()?;
-        Ok((0..self.record.len())
+        (0..self.record.len())
             .map(|i| {
-                let name = self.field(text, i).map(infer::trim).unwrap_or_default();
-                ColumnState::new(name.to_owned())
+                let name = infer::trim(self.field(text, i)?);
+                // An unnamed column (e.g. a pandas index) still needs a usable name.
+                Ok(if name.is_empty() {
+                    ColumnState::new(format!("column_{}", i + 1))
+                } else {
+                    ColumnState::new(name.to_owned())
+                })
             })
-            .collect())
+            .collect()
     }
 
     fn next_record(&mut self) -> Result<bool, ProfileError> {
@@ -257,13 +282,22 @@ impl<R: Read> Run<'_, R> {
     /// The whole record as text, validated once rather than field by field.
     fn record_text(&self) -> Result<&str, ProfileError> {
         let bytes = self.record.as_slice();
-        if memchr::memchr(0, bytes).is_some() {
-            return Err(ProfileError::Binary { line: self.line() });
+        if let Some(at) = memchr::memchr(0, bytes) {
+            return Err(ProfileError::Binary {
+                line: self.line_at(at),
+            });
         }
         std::str::from_utf8(bytes).map_err(|e| ProfileError::InvalidUtf8 {
-            line: self.line(),
+            line: self.line_at(e.valid_up_to()),
             column: self.column_at(e.valid_up_to()),
         })
+    }
+
+    /// Line of byte `offset` of the record's fields: the record's first line plus the
+    /// newlines before it, which can only come from quoted fields spanning lines.
+    fn line_at(&self, offset: usize) -> u64 {
+        let before = &self.record.as_slice()[..offset.min(self.record.as_slice().len())];
+        self.line() + memchr::memchr_iter(b'\n', before).count() as u64
     }
 
     /// 1-based column holding byte `offset` of the record's fields.

@@ -124,10 +124,27 @@ fn invalid_utf8_names_line_and_column() {
 }
 
 #[test]
+fn invalid_utf8_inside_a_multi_line_field_names_its_own_line() {
+    let err = run(b"a,b\n1,\"first\nsecond\nthird \xff\"\n").unwrap_err();
+    assert_eq!(err, ProfileError::InvalidUtf8 { line: 4, column: 2 });
+}
+
+#[test]
 fn a_character_split_by_the_delimiter_is_invalid_utf8() {
     // 0xC3 0xA9 is "é"; with a comma between them each field is broken on its own.
     let err = run(b"a,b\n\xC3,\xA9\n").unwrap_err();
     assert_eq!(err.kind(), "invalid_utf8", "{err}");
+}
+
+#[test]
+fn invalid_utf8_in_the_header_is_line_1() {
+    let options = ProfileOptions {
+        has_header: Some(true),
+        ..ProfileOptions::default()
+    };
+    let err = run_with(b"a,\xC3,\xA9\n1,2,3\n", &options).unwrap_err();
+    assert_eq!(err.kind(), "invalid_utf8", "{err}");
+    assert_eq!(err.line(), Some(1));
 }
 
 #[test]
@@ -319,4 +336,32 @@ fn serializes_to_the_stored_json_shape() {
     assert_eq!(json["kind"], "ragged_row");
     assert_eq!(json["line"], 2);
     assert!(json["message"].as_str().unwrap().contains("line 2"));
+}
+
+#[test]
+fn the_stored_json_reads_back_as_the_same_profile() {
+    let p = run(b"i,f,b,d,s,e\n1,2.5,true,2024-01-01,x,\n2,3,no,2024-01-02,y,\n").unwrap();
+    let json = serde_json::to_string(&p).unwrap();
+    let back: Profile = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, p);
+}
+
+#[test]
+fn an_empty_header_field_gets_a_positional_name() {
+    let p = run(b",price\n0,1.5\n1,2.5\n").unwrap();
+    assert!(p.has_header);
+    assert_eq!(p.column_profiles[0].name, "column_1");
+    assert_eq!(p.column_profiles[1].name, "price");
+}
+
+#[test]
+fn a_tiny_sniff_window_still_reads_the_whole_file() {
+    let options = ProfileOptions {
+        sniff_bytes: 0,
+        has_header: Some(true),
+        ..ProfileOptions::default()
+    };
+    let p = run_with(b"\xEF\xBB\xBFa,b\n1,2\n3,4\n", &options).unwrap();
+    assert!(p.bom);
+    assert_eq!((p.rows, p.columns), (2, 2));
 }

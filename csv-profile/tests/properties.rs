@@ -2,6 +2,7 @@
 //! reference computed from the values the generator produced.
 
 use std::collections::HashSet;
+use std::io::{self, Read};
 use std::ops::ControlFlow;
 
 use csv_profile::{ColumnProfile, ColumnType, ProfileOptions, Scalar, profile};
@@ -119,19 +120,52 @@ fn column_of(rows: usize) -> impl Strategy<Value = Column> {
     })
 }
 
-fn table() -> impl Strategy<Value = (u8, Vec<Column>)> {
-    (0usize..40, 2usize..6).prop_flat_map(|(rows, width)| {
-        (
-            prop::sample::select(vec![b',', b';', b'\t', b'|']),
-            prop::collection::vec(column_of(rows), width),
-        )
-    })
+/// How the generated table is written out.
+#[derive(Debug, Clone)]
+struct Dialect {
+    delimiter: u8,
+    crlf: bool,
+    bom: bool,
+    /// A sniff window this small cuts the prefix/stream seam through the data; the dialect
+    /// is then given rather than sniffed from a few bytes.
+    sniff_bytes: Option<usize>,
 }
 
-fn write_csv(delimiter: u8, columns: &[Column]) -> Vec<u8> {
+fn dialect() -> impl Strategy<Value = Dialect> {
+    (
+        prop::sample::select(vec![b',', b';', b'\t', b'|']),
+        any::<bool>(),
+        any::<bool>(),
+        prop::option::weighted(0.3, 0usize..200),
+    )
+        .prop_map(|(delimiter, crlf, bom, sniff_bytes)| Dialect {
+            delimiter,
+            crlf,
+            bom,
+            sniff_bytes,
+        })
+}
+
+fn table() -> impl Strategy<Value = (Dialect, Vec<Column>)> {
+    (0usize..40, 2usize..6)
+        .prop_flat_map(|(rows, width)| (dialect(), prop::collection::vec(column_of(rows), width)))
+}
+
+fn write_csv(dialect: &Dialect, columns: &[Column]) -> Vec<u8> {
+    let terminator = if dialect.crlf {
+        csv::Terminator::CRLF
+    } else {
+        csv::Terminator::Any(b'\n')
+    };
+    let start = if dialect.bom {
+        b"\xEF\xBB\xBF".to_vec()
+    } else {
+        Vec::new()
+    };
     let mut writer = csv::WriterBuilder::new()
-        .delimiter(delimiter)
-        .from_writer(Vec::new());
+        .delimiter(dialect.delimiter)
+        .terminator(terminator)
+        .from_writer(start);
     let header: Vec<String> = (0..columns.len()).map(|i| format!("c{i}")).collect();
     writer.write_record(&header).unwrap();
     let rows = columns[0].1.len();
@@ -146,16 +180,30 @@ fn write_csv(delimiter: u8, columns: &[Column]) -> Vec<u8> {
     writer.into_inner().unwrap()
 }
 
+fn options_for(dialect: &Dialect) -> ProfileOptions {
+    match dialect.sniff_bytes {
+        None => ProfileOptions::default(),
+        Some(sniff_bytes) => ProfileOptions {
+            sniff_bytes,
+            delimiter: Some(dialect.delimiter),
+            has_header: Some(true),
+            ..ProfileOptions::default()
+        },
+    }
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(200))]
+    #![proptest_config(ProptestConfig::with_cases(300))]
 
     #[test]
-    fn agrees_with_a_naive_reference((delimiter, columns) in table()) {
-        let input = write_csv(delimiter, &columns);
-        let p = profile(&input[..], &ProfileOptions::default(), &mut |_| ControlFlow::Continue(()))
+    fn agrees_with_a_naive_reference((dialect, columns) in table()) {
+        let input = write_csv(&dialect, &columns);
+        let p = profile(&input[..], &options_for(&dialect), &mut |_| ControlFlow::Continue(()))
             .unwrap();
-        prop_assert_eq!(p.delimiter.as_bytes(), &[delimiter]);
+        prop_assert_eq!(p.delimiter.as_bytes(), &[dialect.delimiter]);
         prop_assert!(p.has_header);
+        prop_assert_eq!(p.bom, dialect.bom);
+        prop_assert_eq!(p.bytes, input.len() as u64);
         prop_assert_eq!(p.rows, columns[0].1.len() as u64);
         prop_assert_eq!(p.columns, columns.len());
         for (i, ((kind, cells), got)) in columns.iter().zip(&p.column_profiles).enumerate() {
@@ -270,4 +318,45 @@ fn check_column(
         );
     }
     Ok(())
+}
+
+/// Hands out the input in the given chunk sizes (cycling), with an `Interrupted` error
+/// before every chunk, as a network stream might.
+struct Chunked<'a> {
+    input: &'a [u8],
+    sizes: Vec<usize>,
+    next: usize,
+    interrupt: bool,
+}
+
+impl Read for Chunked<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.interrupt = !self.interrupt;
+        if self.interrupt {
+            return Err(io::ErrorKind::Interrupted.into());
+        }
+        let size = self.sizes[self.next % self.sizes.len()];
+        self.next += 1;
+        let n = size.min(buf.len()).min(self.input.len());
+        buf[..n].copy_from_slice(&self.input[..n]);
+        self.input = &self.input[n..];
+        Ok(n)
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(100))]
+
+    #[test]
+    fn the_result_does_not_depend_on_how_the_stream_is_chunked(
+        (dialect, columns) in table(),
+        sizes in prop::collection::vec(1usize..300, 1..8),
+    ) {
+        let input = write_csv(&dialect, &columns);
+        let options = options_for(&dialect);
+        let whole = profile(&input[..], &options, &mut |_| ControlFlow::Continue(())).unwrap();
+        let chunked = Chunked { input: &input, sizes, next: 0, interrupt: false };
+        let streamed = profile(chunked, &options, &mut |_| ControlFlow::Continue(())).unwrap();
+        prop_assert_eq!(streamed, whole);
+    }
 }

@@ -99,7 +99,7 @@ where
             session.set_expiry(Some(expiry(&state, now, authenticated_at)));
             session.insert(USER_KEY, &user).await?;
         }
-        tracing::Span::current().record("user_id", tracing::field::display(user.id));
+        crate::telemetry::record_user(&parts.extensions, user.id);
         Ok(AuthenticatedUser {
             id: user.id,
             username: user.username,

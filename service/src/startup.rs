@@ -26,7 +26,7 @@ use crate::routes;
 use crate::sessions::{self, AppSessionStore};
 use crate::state::AppState;
 use crate::storage::{self, SharedStore, StorageError};
-use crate::telemetry::{RequestLine, RequestSpan};
+use crate::telemetry::{self, RequestLine, RequestSpan};
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub const SERVED_BY: HeaderName = HeaderName::from_static("x-served-by");
@@ -261,6 +261,7 @@ pub fn build_router(state: AppState, session_store: AppSessionStore) -> Router {
                     .on_response(RequestLine)
                     .on_failure(()),
             )
+            .layer(axum::middleware::from_fn(telemetry::remember_request_span))
             .layer(axum::middleware::from_fn(metrics::record))
             .layer(axum::middleware::from_fn(problem::errors_as_problems))
             .layer(CatchPanicLayer::new())

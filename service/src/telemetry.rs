@@ -7,15 +7,25 @@ use std::time::Duration;
 use tower_http::trace::{MakeSpan, OnResponse};
 use tracing::{Level, Span};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
 
 use crate::configuration::LogFormat;
 
-/// Installs the global subscriber. Calling it again (tests start several apps) is harmless.
+/// Installs the global subscriber writing to stdout. Calling it again (tests start several apps)
+/// is harmless.
 pub fn init(format: LogFormat, filter: &str) {
+    install(format, filter, std::io::stdout);
+}
+
+/// Installs the global subscriber writing to `writer` (tests capture the JSON lines this way).
+pub fn install<W>(format: LogFormat, filter: &str, writer: W)
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stdout);
+        .with_writer(writer);
     let _ = match format {
         LogFormat::Json => builder
             .json()
@@ -52,6 +62,29 @@ impl<B> MakeSpan<B> for RequestSpan {
             request_id,
             user_id = tracing::field::Empty,
         )
+    }
+}
+
+/// The request's span, kept in the request's extensions: layers inside the trace layer (the
+/// session layer) run handlers in spans of their own, so `Span::current()` is not it there.
+#[derive(Clone, Debug)]
+pub struct RequestSpanHandle(pub Span);
+
+/// Middleware, just inside the trace layer: remembers the request span.
+pub async fn remember_request_span(
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    request
+        .extensions_mut()
+        .insert(RequestSpanHandle(Span::current()));
+    next.run(request).await
+}
+
+/// Adds the user id to the request line.
+pub fn record_user(extensions: &axum::http::Extensions, user_id: uuid::Uuid) {
+    if let Some(RequestSpanHandle(span)) = extensions.get::<RequestSpanHandle>() {
+        span.record("user_id", tracing::field::display(user_id));
     }
 }
 

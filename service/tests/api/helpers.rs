@@ -1,26 +1,20 @@
 //! `spawn_app()`: the service on a free port with a fresh database, and what tests need to talk
 //! to it.
 
-use std::collections::HashMap;
-use std::ops::RangeInclusive;
 use std::sync::Arc;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use bytes::Bytes;
 use clap::Parser;
 use data_processor::configuration::{Cli, Config};
 use data_processor::startup::Application;
 use data_processor::state::AppState;
-use data_processor::storage::{
-    ByteStream, ObjectReader, ObjectStore, SharedStore, StorageError, StoredObject,
-};
-use futures::StreamExt;
+use data_processor::storage::SharedStore;
 use reqwest::header::{HeaderMap, SET_COOKIE};
 use serde_json::{Value, json};
 use testkit::postgres::TestDatabase;
 use tokio::sync::oneshot;
+
+pub use crate::memory_store::MemoryStore;
 
 pub const PASSWORD: &str = "correct horse battery staple";
 
@@ -247,88 +241,3 @@ pub async fn assert_problem(response: reqwest::Response, status: u16) -> Value {
 }
 
 pub const WAIT: Duration = Duration::from_secs(20);
-
-/// An object store in memory, for tests of everything but storage (S2 tests the real backends).
-/// `fail` makes every call answer `Unavailable`, to see how the service reports it.
-#[derive(Default)]
-pub struct MemoryStore {
-    objects: Mutex<HashMap<String, Bytes>>,
-    pub fail: AtomicBool,
-}
-
-impl MemoryStore {
-    fn check_up(&self) -> Result<(), StorageError> {
-        if self.fail.load(Ordering::Relaxed) {
-            Err(StorageError::Unavailable("test store is down".into()))
-        } else {
-            Ok(())
-        }
-    }
-}
-
-#[async_trait::async_trait]
-impl ObjectStore for MemoryStore {
-    async fn put(
-        &self,
-        key: &str,
-        _content_type: &str,
-        mut body: ByteStream,
-        max_bytes: u64,
-    ) -> Result<StoredObject, StorageError> {
-        self.check_up()?;
-        let mut data = Vec::new();
-        while let Some(chunk) = body.next().await {
-            data.extend_from_slice(&chunk.map_err(StorageError::Body)?);
-            if data.len() as u64 > max_bytes {
-                return Err(StorageError::TooLarge { limit: max_bytes });
-            }
-        }
-        let size = data.len() as u64;
-        self.objects
-            .lock()
-            .unwrap()
-            .insert(key.to_string(), Bytes::from(data));
-        Ok(StoredObject {
-            size,
-            sha256: String::new(),
-        })
-    }
-
-    async fn get(
-        &self,
-        key: &str,
-        range: Option<RangeInclusive<u64>>,
-    ) -> Result<ObjectReader, StorageError> {
-        self.check_up()?;
-        let data = self
-            .objects
-            .lock()
-            .unwrap()
-            .get(key)
-            .cloned()
-            .ok_or_else(|| StorageError::NotFound { key: key.into() })?;
-        let total = data.len() as u64;
-        let range = range.unwrap_or(0..=total.saturating_sub(1));
-        let slice = data.slice(*range.start() as usize..=*range.end() as usize);
-        Ok(ObjectReader {
-            total_size: total,
-            range,
-            etag: None,
-            body: futures::stream::iter([Ok(slice)]).boxed(),
-        })
-    }
-
-    async fn delete(&self, key: &str) -> Result<(), StorageError> {
-        self.check_up()?;
-        self.objects.lock().unwrap().remove(key);
-        Ok(())
-    }
-
-    async fn check(&self) -> Result<(), StorageError> {
-        self.check_up()
-    }
-
-    fn describe(&self) -> String {
-        "memory://test".into()
-    }
-}

@@ -304,3 +304,27 @@ async fn sigterm_drains_the_real_binary_and_exits_0() {
     assert!(request_line["latency_ms"].is_number());
     assert!(request_line["span"]["request_id"].is_string());
 }
+
+#[tokio::test]
+async fn the_healthcheck_subcommand_exits_0_when_healthz_answers_else_1() {
+    let app = crate::helpers::spawn_app().await;
+    let healthy = tokio::task::spawn_blocking({
+        let addr = format!("0.0.0.0:{}", app.port);
+        move || run_binary(&["healthcheck"], &[("LISTEN_ADDR", &addr)])
+    })
+    .await
+    .unwrap();
+    assert_eq!(healthy.status.code(), Some(0));
+
+    let nothing_there = format!("0.0.0.0:{}", testkit::free_port());
+    let down = tokio::task::spawn_blocking(move || {
+        run_binary(&["healthcheck"], &[("LISTEN_ADDR", &nothing_there)])
+    })
+    .await
+    .unwrap();
+    assert_eq!(down.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&down.stderr).trim().lines().count(),
+        1
+    );
+}

@@ -2,6 +2,7 @@
 //! matter) against a real PostgreSQL database of its own.
 
 mod helpers;
+mod memory_store;
 
 mod files;
 mod health;

@@ -1,0 +1,112 @@
+//! AWS clients built once from the standard credential chain (profiles, env, instance/task
+//! roles); `AWS_ENDPOINT_URL` points them at an emulator.
+
+use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
+use aws_smithy_runtime_api::client::result::SdkError;
+
+use crate::config::Config;
+
+/// The five clients `deployer` needs. Tests build this from mocked clients.
+#[derive(Clone, Debug)]
+pub struct Aws {
+    pub ecr: aws_sdk_ecr::Client,
+    pub ecs: aws_sdk_ecs::Client,
+    pub scaling: aws_sdk_applicationautoscaling::Client,
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
+    pub elb: aws_sdk_elasticloadbalancingv2::Client,
+}
+
+impl Aws {
+    #[tracing::instrument(skip_all)]
+    pub async fn from_env(config: &Config) -> Self {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .retry_config(retry_config(config.aws.max_attempts));
+        if let Some(region) = &config.aws.region {
+            loader = loader.region(aws_config::Region::new(region.clone()));
+        }
+        let shared = loader.load().await;
+        Self {
+            ecr: aws_sdk_ecr::Client::new(&shared),
+            ecs: aws_sdk_ecs::Client::new(&shared),
+            scaling: aws_sdk_applicationautoscaling::Client::new(&shared),
+            cloudwatch: aws_sdk_cloudwatch::Client::new(&shared),
+            elb: aws_sdk_elasticloadbalancingv2::Client::new(&shared),
+        }
+    }
+}
+
+/// Standard retry mode: throttling, transient and 5xx errors are retried with jittered
+/// exponential backoff, up to `max_attempts` attempts per call.
+pub fn retry_config(max_attempts: u32) -> RetryConfig {
+    RetryConfig::standard().with_max_attempts(max_attempts.max(1))
+}
+
+/// A failed AWS call: which operation, and the service's own error code and message.
+#[derive(Debug, thiserror::Error)]
+#[error("{operation} failed: {message}")]
+pub struct AwsError {
+    pub operation: &'static str,
+    pub code: Option<String>,
+    pub message: String,
+}
+
+impl AwsError {
+    pub fn new<E, R>(operation: &'static str, err: SdkError<E, R>) -> Self
+    where
+        E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug + 'static,
+    {
+        let (code, message) = match &err {
+            SdkError::ServiceError(e) => {
+                let inner = e.err();
+                let code = inner.code().map(str::to_string);
+                let msg = inner
+                    .message()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| inner.to_string());
+                (
+                    code.clone(),
+                    match code {
+                        Some(c) => format!("{c}: {msg}"),
+                        None => msg,
+                    },
+                )
+            }
+            other => (None, explain(other)),
+        };
+        Self {
+            operation,
+            code,
+            message,
+        }
+    }
+
+    pub fn is_code(&self, code: &str) -> bool {
+        self.code.as_deref() == Some(code)
+    }
+}
+
+/// Transport failures are nested several levels deep; the innermost source says what happened
+/// ("connection refused", "no credentials").
+fn explain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![err.to_string()];
+    let mut source = err.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !parts.contains(&text) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
+}
+
+/// `.map_err(aws_err("ecs:DescribeServices"))`
+pub fn aws_err<E, R>(operation: &'static str) -> impl FnOnce(SdkError<E, R>) -> AwsError
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug + 'static,
+{
+    move |e| AwsError::new(operation, e)
+}

@@ -1,0 +1,181 @@
+//! Follows one deployment — the id CreateService/UpdateService returned — until it completes,
+//! fails, is rolled back or runs out of time. The "services stable" waiter is not used: it
+//! ignores rolloutState, so it calls a circuit-breaker rollback a success.
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_ecs::types::{Deployment, ServiceDeploymentStatus};
+use serde::Serialize;
+
+use crate::aws::{AwsError, aws_err};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    Completed,
+    Failed { reason: String },
+    RolledBack { reason: String },
+    TimedOut,
+}
+
+/// One deployment's counts, for progress output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeploymentView {
+    pub id: String,
+    pub status: String,
+    pub rollout_state: String,
+    pub reason: String,
+    pub task_definition: String,
+    pub desired: i32,
+    pub running: i32,
+    pub pending: i32,
+    pub failed: i32,
+}
+
+impl DeploymentView {
+    pub fn of(d: &Deployment) -> Self {
+        Self {
+            id: d.id().unwrap_or_default().to_string(),
+            status: d.status().unwrap_or_default().to_string(),
+            rollout_state: d
+                .rollout_state()
+                .map(|r| r.as_str().to_string())
+                .unwrap_or_default(),
+            reason: d.rollout_state_reason().unwrap_or_default().to_string(),
+            task_definition: super::taskdef::short_name(d.task_definition().unwrap_or_default())
+                .to_string(),
+            desired: d.desired_count(),
+            running: d.running_count(),
+            pending: d.pending_count(),
+            failed: d.failed_tasks(),
+        }
+    }
+}
+
+pub struct Watch<'a> {
+    pub cluster: &'a str,
+    pub service: &'a str,
+    pub deployment_id: &'a str,
+    pub timeout: Duration,
+    pub poll_interval: Duration,
+    /// The service rolls back failed deployments (circuit breaker with rollback).
+    pub rollback_enabled: bool,
+}
+
+/// Polls until the deployment ends; `on_poll` sees every deployment of the service each time.
+#[tracing::instrument(skip_all, fields(deployment = %w.deployment_id))]
+pub async fn watch(
+    ecs: &aws_sdk_ecs::Client,
+    w: &Watch<'_>,
+    mut on_poll: impl FnMut(&[DeploymentView]),
+) -> Result<Outcome, AwsError> {
+    let started = Instant::now();
+    loop {
+        let service = super::service::describe(ecs, w.cluster, w.service)
+            .await?
+            .ok_or_else(|| AwsError {
+                operation: "ecs:DescribeServices",
+                code: Some("ServiceNotFoundException".into()),
+                message: format!(
+                    "service {} disappeared from cluster {}",
+                    w.service, w.cluster
+                ),
+            })?;
+        let views: Vec<DeploymentView> = service
+            .deployments()
+            .iter()
+            .map(DeploymentView::of)
+            .collect();
+        on_poll(&views);
+        if let Some(outcome) = judge(&views, w) {
+            return Ok(outcome);
+        }
+        if !views.iter().any(|d| d.id == w.deployment_id) {
+            if let Some(outcome) = from_service_deployments(ecs, w).await {
+                return Ok(outcome);
+            }
+            let primary = views.iter().find(|d| d.status == "PRIMARY");
+            let reason = format!(
+                "deployment {} is gone; the service now runs deployment {}",
+                w.deployment_id,
+                primary.map_or("(none)", |p| p.id.as_str())
+            );
+            return Ok(if w.rollback_enabled {
+                Outcome::RolledBack { reason }
+            } else {
+                Outcome::Failed { reason }
+            });
+        }
+        if started.elapsed() + w.poll_interval > w.timeout {
+            return Ok(Outcome::TimedOut);
+        }
+        tokio::time::sleep(w.poll_interval).await;
+    }
+}
+
+/// The verdict from DescribeServices, or `None` while the deployment is still going.
+fn judge(views: &[DeploymentView], w: &Watch<'_>) -> Option<Outcome> {
+    let ours = views.iter().find(|d| d.id == w.deployment_id)?;
+    match ours.rollout_state.as_str() {
+        "COMPLETED" => Some(Outcome::Completed),
+        "FAILED" => {
+            let reason = if ours.reason.is_empty() {
+                format!("{} failed task(s); rollout state FAILED", ours.failed)
+            } else {
+                ours.reason.clone()
+            };
+            let replaced = views
+                .iter()
+                .any(|d| d.status == "PRIMARY" && d.id != w.deployment_id);
+            Some(if w.rollback_enabled && replaced {
+                Outcome::RolledBack { reason }
+            } else {
+                Outcome::Failed { reason }
+            })
+        }
+        // Services without a rollout state (no circuit breaker, old API): done when ours is the
+        // only deployment left and every task runs.
+        "" if views.len() == 1 && ours.status == "PRIMARY" && ours.running == ours.desired => {
+            Some(Outcome::Completed)
+        }
+        _ => None,
+    }
+}
+
+/// Asks ListServiceDeployments what became of a deployment DescribeServices no longer lists.
+/// `None` when the API is unavailable (older regions, emulators) or does not know it either.
+async fn from_service_deployments(ecs: &aws_sdk_ecs::Client, w: &Watch<'_>) -> Option<Outcome> {
+    let out = ecs
+        .list_service_deployments()
+        .cluster(w.cluster)
+        .service(w.service)
+        .send()
+        .await
+        .map_err(aws_err("ecs:ListServiceDeployments"))
+        .inspect_err(|e| tracing::debug!(error = %e, "ListServiceDeployments unavailable"))
+        .ok()?;
+    let suffix = w
+        .deployment_id
+        .rsplit('/')
+        .next()
+        .unwrap_or(w.deployment_id);
+    let d = out.service_deployments().iter().find(|d| {
+        d.service_deployment_arn()
+            .is_some_and(|a| a.ends_with(suffix))
+    })?;
+    let reason = d
+        .status()
+        .map(|s| s.as_str().to_string())
+        .unwrap_or_default();
+    Some(match d.status()? {
+        ServiceDeploymentStatus::Successful => Outcome::Completed,
+        ServiceDeploymentStatus::RollbackSuccessful
+        | ServiceDeploymentStatus::RollbackInProgress
+        | ServiceDeploymentStatus::RollbackRequested
+        | ServiceDeploymentStatus::RollbackFailed => Outcome::RolledBack { reason },
+        ServiceDeploymentStatus::Stopped | ServiceDeploymentStatus::StopRequested => {
+            Outcome::Failed { reason }
+        }
+        _ => return None,
+    })
+}

@@ -1,0 +1,72 @@
+//! The one error type the commands return, and the exit code each kind maps to.
+
+use crate::aws::AwsError;
+use crate::config::ConfigError;
+use crate::image::ImageError;
+
+/// Exit codes, documented in the README. A script can tell "fix the file" from "AWS said no"
+/// from "the new version does not come up".
+pub mod exit {
+    pub const OK: i32 = 0;
+    /// Anything not covered below (e.g. a bug, an I/O error writing output).
+    pub const OTHER: i32 = 1;
+    /// Bad command line or configuration; nothing was changed.
+    pub const CONFIG: i32 = 2;
+    /// An AWS call failed (credentials, permissions, a missing cluster, throttling after retries).
+    pub const AWS: i32 = 3;
+    /// The deployment failed (rolloutState FAILED) and ECS did not roll back.
+    pub const ROLLOUT_FAILED: i32 = 4;
+    /// The deployment failed and the circuit breaker rolled the service back.
+    pub const ROLLED_BACK: i32 = 5;
+    /// The deployment did not finish within `deployment.timeout`.
+    pub const TIMED_OUT: i32 = 6;
+    /// Building or pushing the image failed.
+    pub const IMAGE: i32 = 7;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A usage problem found after parsing (e.g. `--to` names an unknown revision).
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Aws(#[from] AwsError),
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    /// The rollout ended badly; the report has already been printed.
+    #[error("deployment {deployment_id} failed: {reason}")]
+    RolloutFailed {
+        deployment_id: String,
+        reason: String,
+    },
+    #[error("deployment {deployment_id} failed and was rolled back: {reason}")]
+    RolledBack {
+        deployment_id: String,
+        reason: String,
+    },
+    #[error(
+        "deployment {deployment_id} did not finish within {waited}; it is still running in ECS"
+    )]
+    TimedOut {
+        deployment_id: String,
+        waited: String,
+    },
+    #[error("{0}")]
+    Other(String),
+}
+
+impl DeployError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            DeployError::Config(_) | DeployError::Usage(_) => exit::CONFIG,
+            DeployError::Aws(_) => exit::AWS,
+            DeployError::Image(_) => exit::IMAGE,
+            DeployError::RolloutFailed { .. } => exit::ROLLOUT_FAILED,
+            DeployError::RolledBack { .. } => exit::ROLLED_BACK,
+            DeployError::TimedOut { .. } => exit::TIMED_OUT,
+            DeployError::Other(_) => exit::OTHER,
+        }
+    }
+}

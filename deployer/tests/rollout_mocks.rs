@@ -1,0 +1,373 @@
+//! Rollout states moto cannot produce, scripted with aws-smithy-mocks: a circuit-breaker
+//! rollback, tasks that never become healthy (timeout), and throttling.
+
+use std::time::Duration;
+
+use aws_sdk_ecs::Client as Ecs;
+use aws_sdk_ecs::operation::describe_services::DescribeServicesOutput;
+use aws_sdk_ecs::operation::describe_tasks::DescribeTasksOutput;
+use aws_sdk_ecs::operation::list_tasks::ListTasksOutput;
+use aws_sdk_ecs::types::{
+    Container, Deployment, DeploymentRolloutState, Service, ServiceEvent, Task,
+};
+use aws_sdk_elasticloadbalancingv2::Client as Elb;
+use aws_sdk_elasticloadbalancingv2::operation::describe_target_health::DescribeTargetHealthOutput;
+use aws_sdk_elasticloadbalancingv2::types::{
+    TargetDescription, TargetHealth, TargetHealthDescription, TargetHealthReasonEnum,
+    TargetHealthStateEnum,
+};
+use aws_smithy_mocks::{RuleMode, mock, mock_client};
+use deployer::aws::Aws;
+use deployer::config::Config;
+use deployer::ecs::rollout::Outcome;
+use deployer::error::exit;
+use deployer::progress::{OutputFormat, Progress};
+use deployer::release::{ReleaseError, failure, follow};
+
+const NEW: &str = "ecs-svc/1111";
+const OLD: &str = "ecs-svc/0000";
+
+fn config() -> Config {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/deployer.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    deployer::config::parse(
+        &path,
+        &text,
+        None,
+        [
+            (
+                "DEPLOYER__DEPLOYMENT__POLL_INTERVAL".to_string(),
+                "20ms".to_string(),
+            ),
+            (
+                "DEPLOYER__DEPLOYMENT__TIMEOUT".to_string(),
+                "300ms".to_string(),
+            ),
+        ],
+    )
+    .unwrap()
+}
+
+fn deployment(
+    id: &str,
+    status: &str,
+    state: DeploymentRolloutState,
+    running: i32,
+    failed: i32,
+    reason: &str,
+) -> Deployment {
+    Deployment::builder()
+        .id(id)
+        .status(status)
+        .rollout_state(state)
+        .rollout_state_reason(reason)
+        .task_definition(format!(
+            "arn:aws:ecs:eu-west-1:123456789012:task-definition/data-processor-task:{}",
+            if id == NEW { 2 } else { 1 }
+        ))
+        .desired_count(4)
+        .running_count(running)
+        .pending_count(4 - running)
+        .failed_tasks(failed)
+        .build()
+}
+
+fn services(deployments: Vec<Deployment>, events: &[&str]) -> DescribeServicesOutput {
+    let mut s = Service::builder()
+        .service_name("data-processor-service")
+        .service_arn(
+            "arn:aws:ecs:eu-west-1:123456789012:service/prod-data-processor/data-processor-service",
+        )
+        .status("ACTIVE")
+        .set_deployments(Some(deployments));
+    for e in events {
+        s = s.events(ServiceEvent::builder().message(*e).build());
+    }
+    DescribeServicesOutput::builder()
+        .services(s.build())
+        .build()
+}
+
+/// Clients nobody calls in these tests: any call fails against a closed port.
+fn unused_sdk() -> aws_config::SdkConfig {
+    aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("eu-west-1"))
+        .endpoint_url("http://127.0.0.1:9")
+        .build()
+}
+
+fn aws(ecs: Ecs, elb: Elb) -> Aws {
+    let sdk = unused_sdk();
+    Aws {
+        ecr: aws_sdk_ecr::Client::new(&sdk),
+        ecs,
+        scaling: aws_sdk_applicationautoscaling::Client::new(&sdk),
+        cloudwatch: aws_sdk_cloudwatch::Client::new(&sdk),
+        elb,
+    }
+}
+
+fn no_elb() -> Elb {
+    mock_client!(aws_sdk_elasticloadbalancingv2, RuleMode::MatchAny, &[])
+}
+
+#[tokio::test]
+async fn circuit_breaker_rollback_is_a_failure_with_reasons() {
+    let config = config();
+    let in_progress = mock!(Ecs::describe_services).then_output(|| {
+        services(
+            vec![
+                deployment(NEW, "PRIMARY", DeploymentRolloutState::InProgress, 0, 1, ""),
+                deployment(OLD, "ACTIVE", DeploymentRolloutState::Completed, 4, 0, ""),
+            ],
+            &[],
+        )
+    });
+    // ECS marks ours FAILED and starts a new PRIMARY deployment back on the old revision.
+    let rolled_back_state = || {
+        services(
+            vec![
+                deployment(
+                    "ecs-svc/2222",
+                    "PRIMARY",
+                    DeploymentRolloutState::InProgress,
+                    4,
+                    0,
+                    "",
+                ),
+                deployment(
+                    NEW,
+                    "ACTIVE",
+                    DeploymentRolloutState::Failed,
+                    0,
+                    2,
+                    "ECS deployment circuit breaker: tasks failed to start.",
+                ),
+            ],
+            &[
+                "(service data-processor-service) was unable to place a task because no container instance met all of its requirements.",
+                "(service data-processor-service) rolling back to deployment ecs-svc/0000.",
+            ],
+        )
+    };
+    let rolled_back = mock!(Ecs::describe_services).then_output(rolled_back_state);
+    let events = mock!(Ecs::describe_services).then_output(rolled_back_state);
+    let list = mock!(Ecs::list_tasks).then_output(|| {
+        ListTasksOutput::builder()
+            .task_arns("arn:aws:ecs:eu-west-1:123456789012:task/prod-data-processor/abc123")
+            .build()
+    });
+    let describe = mock!(Ecs::describe_tasks).then_output(|| {
+        DescribeTasksOutput::builder()
+            .tasks(
+                Task::builder()
+                    .task_arn("arn:aws:ecs:eu-west-1:123456789012:task/prod-data-processor/abc123")
+                    .task_definition_arn(
+                        "arn:aws:ecs:eu-west-1:123456789012:task-definition/data-processor-task:2",
+                    )
+                    .started_by(NEW)
+                    .stopped_reason("Essential container in task exited")
+                    .containers(
+                        Container::builder()
+                            .name("data-processor")
+                            .exit_code(78)
+                            .reason("config: DATABASE_URL is not set")
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build()
+    });
+    let ecs = mock_client!(
+        aws_sdk_ecs,
+        RuleMode::Sequential,
+        &[&in_progress, &rolled_back, &list, &describe, &events]
+    );
+    let health = mock!(Elb::describe_target_health).then_output(|| {
+        DescribeTargetHealthOutput::builder()
+            .target_health_descriptions(
+                TargetHealthDescription::builder()
+                    .target(
+                        TargetDescription::builder()
+                            .id("i-0abc")
+                            .port(32768)
+                            .build(),
+                    )
+                    .target_health(
+                        TargetHealth::builder()
+                            .state(TargetHealthStateEnum::Unhealthy)
+                            .reason(TargetHealthReasonEnum::FailedHealthChecks)
+                            .description("Health checks failed with these codes: [503]")
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build()
+    });
+    let elb = mock_client!(
+        aws_sdk_elasticloadbalancingv2,
+        RuleMode::Sequential,
+        &[&health]
+    );
+    let aws = aws(ecs, elb);
+    let progress = Progress::new(OutputFormat::Json);
+
+    let outcome = follow(&aws, &config, NEW, &progress).await.unwrap();
+    assert_eq!(
+        outcome,
+        Outcome::RolledBack {
+            reason: "ECS deployment circuit breaker: tasks failed to start.".into()
+        }
+    );
+    let ReleaseError::Failed(f) = failure(&aws, &config, NEW, outcome).await else {
+        panic!("expected a rollout failure");
+    };
+    assert_eq!(f.error.exit_code(), exit::ROLLED_BACK);
+    let text = &f.text;
+    assert!(text.contains("failed and was rolled back"), "{text}");
+    assert!(
+        text.contains("Essential container in task exited"),
+        "{text}"
+    );
+    assert!(
+        text.contains("data-processor: exit code 78 (config: DATABASE_URL is not set)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("i-0abc:32768 unhealthy: Target.FailedHealthChecks"),
+        "{text}"
+    );
+    assert!(text.contains("unable to place a task"), "{text}");
+    assert!(text.lines().count() < 30, "one screen:\n{text}");
+}
+
+#[tokio::test]
+async fn tasks_that_never_become_healthy_time_out() {
+    let config = config();
+    let stuck = mock!(Ecs::describe_services).then_output(|| {
+        services(
+            vec![
+                deployment(NEW, "PRIMARY", DeploymentRolloutState::InProgress, 0, 0, ""),
+                deployment(OLD, "ACTIVE", DeploymentRolloutState::Completed, 4, 0, ""),
+            ],
+            &["(service data-processor-service) has started 4 tasks."],
+        )
+    });
+    let list = mock!(Ecs::list_tasks).then_output(|| ListTasksOutput::builder().build());
+    let ecs = mock_client!(aws_sdk_ecs, RuleMode::MatchAny, &[&stuck, &list]);
+    let health = mock!(Elb::describe_target_health).then_output(|| {
+        DescribeTargetHealthOutput::builder()
+            .target_health_descriptions(
+                TargetHealthDescription::builder()
+                    .target(
+                        TargetDescription::builder()
+                            .id("i-0def")
+                            .port(32769)
+                            .build(),
+                    )
+                    .target_health(
+                        TargetHealth::builder()
+                            .state(TargetHealthStateEnum::Unhealthy)
+                            .reason(TargetHealthReasonEnum::Timeout)
+                            .description("Request timed out")
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build()
+    });
+    let elb = mock_client!(
+        aws_sdk_elasticloadbalancingv2,
+        RuleMode::MatchAny,
+        &[&health]
+    );
+    let aws = aws(ecs, elb);
+    let progress = Progress::new(OutputFormat::Json);
+
+    let started = std::time::Instant::now();
+    let outcome = follow(&aws, &config, NEW, &progress).await.unwrap();
+    assert_eq!(outcome, Outcome::TimedOut);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "gave up near the 300ms timeout"
+    );
+    assert!(stuck.num_calls() >= 2, "polled more than once");
+    let ReleaseError::Failed(f) = failure(&aws, &config, NEW, outcome).await else {
+        panic!("expected a rollout failure");
+    };
+    assert_eq!(f.error.exit_code(), exit::TIMED_OUT);
+    assert!(f.text.contains("did not finish within 300ms"), "{}", f.text);
+    assert!(f.text.contains("has started 4 tasks"), "{}", f.text);
+    assert!(
+        f.text
+            .contains("i-0def:32769 unhealthy: Target.Timeout Request timed out"),
+        "{}",
+        f.text
+    );
+}
+
+#[tokio::test]
+async fn throttling_is_retried() {
+    let config = config();
+    let throttled = mock!(Ecs::describe_services)
+        .sequence()
+        .http_status(
+            400,
+            Some(r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#.into()),
+        )
+        .times(2)
+        .output(|| {
+            services(
+                vec![deployment(
+                    NEW,
+                    "PRIMARY",
+                    DeploymentRolloutState::Completed,
+                    4,
+                    0,
+                    "",
+                )],
+                &[],
+            )
+        })
+        .build();
+    let ecs = mock_client!(aws_sdk_ecs, RuleMode::Sequential, &[&throttled], |b| {
+        b.retry_config(
+            deployer::aws::retry_config(5).with_initial_backoff(Duration::from_millis(1)),
+        )
+    });
+    let aws = aws(ecs, no_elb());
+    let outcome = follow(&aws, &config, NEW, &Progress::new(OutputFormat::Json))
+        .await
+        .unwrap();
+    assert_eq!(outcome, Outcome::Completed);
+    assert_eq!(
+        throttled.num_calls(),
+        3,
+        "two throttled attempts, then success"
+    );
+}
+
+#[tokio::test]
+async fn throttling_beyond_the_retries_is_an_aws_error() {
+    let config = config();
+    let throttled = mock!(Ecs::describe_services)
+        .sequence()
+        .http_status(
+            400,
+            Some(r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#.into()),
+        )
+        .times(3)
+        .build();
+    let ecs = mock_client!(aws_sdk_ecs, RuleMode::Sequential, &[&throttled], |b| {
+        b.retry_config(
+            deployer::aws::retry_config(3).with_initial_backoff(Duration::from_millis(1)),
+        )
+    });
+    let aws = aws(ecs, no_elb());
+    let err = follow(&aws, &config, NEW, &Progress::new(OutputFormat::Json))
+        .await
+        .unwrap_err();
+    assert_eq!(err.exit_code(), exit::AWS);
+    assert!(err.to_string().contains("ThrottlingException"), "{err}");
+}
