@@ -142,6 +142,23 @@ pub struct Config {
     #[arg(long, env = "HTTP_KEEPALIVE_TIMEOUT", default_value = "75s", value_parser = humantime::parse_duration)]
     pub http_keepalive_timeout: Duration,
 
+    /// Jobs each replica runs at once (CPU-bound). Default: the number of CPU cores.
+    #[arg(long, env = "JOB_WORKERS")]
+    pub job_workers: Option<usize>,
+
+    /// A running job's lease: if its replica stops renewing it (crash, hang) for this long,
+    /// another replica takes the job over. The heartbeat renews it every third of this.
+    #[arg(long, env = "JOB_LEASE", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub job_lease: Duration,
+
+    /// A job is tried at most this many times (crashes and transient errors), then fails.
+    #[arg(long, env = "JOB_MAX_ATTEMPTS", default_value_t = 3)]
+    pub job_max_attempts: u32,
+
+    /// How often an idle worker looks for new jobs.
+    #[arg(long, env = "JOB_POLL_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub job_poll_interval: Duration,
+
     /// Name of this replica, returned in the `x-served-by` header. Default: the hostname.
     #[arg(long, env = "REPLICA_ID")]
     pub replica_id: Option<String>,
@@ -249,6 +266,12 @@ impl Config {
         }
     }
 
+    /// Concurrent jobs on this replica.
+    pub fn job_workers(&self) -> usize {
+        self.job_workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    }
+
     /// The session is written back (refreshing its idle expiry) at most this often, so reading a
     /// session costs one SELECT instead of a write per request.
     pub fn session_refresh_interval(&self) -> Duration {
@@ -306,6 +329,21 @@ impl Config {
             return Err(ConfigError::new(
                 "S3_PART_SIZE",
                 "must be at least 5242880 (5 MiB, S3's minimum part size)",
+            ));
+        }
+        if self.job_workers == Some(0) {
+            return Err(ConfigError::new("JOB_WORKERS", "must be at least 1"));
+        }
+        if self.job_max_attempts == 0 {
+            return Err(ConfigError::new("JOB_MAX_ATTEMPTS", "must be at least 1"));
+        }
+        if self.job_lease < Duration::from_secs(1) {
+            return Err(ConfigError::new("JOB_LEASE", "must be at least 1s"));
+        }
+        if self.job_poll_interval.is_zero() {
+            return Err(ConfigError::new(
+                "JOB_POLL_INTERVAL",
+                "must be longer than 0",
             ));
         }
         if self.upload_max_bytes == 0 {

@@ -150,6 +150,20 @@ impl Application {
             (*config).clone(),
         ));
 
+        // Job workers stop claiming at the signal; running jobs get the shutdown budget less a
+        // margin to finish, then are handed back to the queue for another replica.
+        let workers = crate::jobs::Workers::start(state.clone());
+        let (signalled, on_signal) = tokio::sync::oneshot::channel::<()>();
+        let job_grace = config
+            .shutdown_timeout
+            .saturating_sub(Duration::from_secs(4));
+        let workers_stopped = tokio::spawn(async move {
+            let _ = on_signal.await;
+            workers.shutdown(job_grace).await;
+        });
+        let mut signalled = Some(signalled);
+        let signal_at = std::sync::OnceLock::new();
+
         let mut builder = auto::Builder::new(TokioExecutor::new());
         // hyper's header read timeout starts when a connection waits for its next request, so it
         // is also the keep-alive idle timeout (and bounds slow-header clients).
@@ -164,6 +178,10 @@ impl Application {
         let drained = async {
             (&mut signal).await;
             state.start_draining();
+            let _ = signal_at.set(std::time::Instant::now());
+            if let Some(signalled) = signalled.take() {
+                let _ = signalled.send(());
+            }
             tracing::info!(
                 drain_delay = ?config.shutdown_drain_delay,
                 "shutdown requested: /readyz answers 503, still serving during the drain delay"
@@ -205,6 +223,16 @@ impl Application {
         match tokio::time::timeout(remaining, graceful.shutdown()).await {
             Ok(()) => tracing::info!("all connections finished; stopped"),
             Err(_) => tracing::warn!("shutdown deadline reached; aborting the remaining requests"),
+        }
+        // Jobs may still be finishing after the last request: wait for them, within the budget.
+        let budget_left = config
+            .shutdown_timeout
+            .saturating_sub(signal_at.get().map_or(Duration::ZERO, |at| at.elapsed()));
+        if tokio::time::timeout(budget_left, workers_stopped)
+            .await
+            .is_err()
+        {
+            tracing::warn!("job workers did not stop in time");
         }
         cleanup.abort();
     }

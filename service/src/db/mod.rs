@@ -6,6 +6,7 @@
 //! hung request.
 
 pub mod files;
+pub mod jobs;
 pub mod login_throttle;
 pub mod users;
 

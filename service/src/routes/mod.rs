@@ -2,6 +2,7 @@
 
 mod files;
 mod health;
+mod jobs;
 mod session;
 mod users;
 
@@ -17,6 +18,7 @@ pub fn router() -> Router<AppState> {
         .merge(users::router())
         .merge(session::router())
         .merge(files::router())
+        .merge(jobs::router())
         .fallback(not_found)
 }
 

@@ -174,8 +174,17 @@ pub async fn spawn_app_on(database_url: &str, args: &[&str]) -> TestApp {
 }
 
 pub async fn spawn_app_with_config(config: Config, store: Arc<MemoryStore>) -> TestApp {
+    spawn(config, store.clone() as SharedStore, store).await
+}
+
+/// The app on a real store (S3 or a local folder); `TestApp::store` is then an unused stand-in.
+pub async fn spawn_app_with_store(config: Config, store: SharedStore) -> TestApp {
+    spawn(config, store, Arc::new(MemoryStore::default())).await
+}
+
+async fn spawn(config: Config, shared: SharedStore, store: Arc<MemoryStore>) -> TestApp {
     init_test_logs();
-    let app = Application::build_with_store(config, store.clone() as SharedStore)
+    let app = Application::build_with_store(config, shared)
         .await
         .expect("the app builds");
     let port = app.port();

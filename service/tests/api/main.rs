@@ -6,6 +6,7 @@ mod memory_store;
 
 mod files;
 mod health;
+mod jobs;
 mod lifecycle;
 mod outage;
 mod problems;

@@ -1,0 +1,259 @@
+//! Processing jobs: `POST /api/v1/files/{id}/jobs` queues one, `GET /api/v1/jobs[/{id}]` shows
+//! them, `GET /api/v1/jobs/{id}/result` streams the result, `DELETE /api/v1/jobs/{id}` cancels.
+//! Any replica's workers run them (see `jobs`).
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::auth::AuthenticatedUser;
+use crate::db::files;
+use crate::db::jobs::{self, JobRow, NewJob};
+use crate::error::{ApiError, ApiJson};
+use crate::state::AppState;
+
+const DEFAULT_PAGE: u32 = 50;
+const MAX_PAGE: u32 = 200;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/files/{id}/jobs", post(create))
+        .route("/api/v1/jobs", get(list))
+        .route("/api/v1/jobs/{id}", get(show).delete(cancel))
+        .route("/api/v1/jobs/{id}/result", get(result))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct JobRequest {
+    kind: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Progress {
+    pub bytes_processed: i64,
+    pub bytes_total: i64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct JobBody {
+    pub id: Uuid,
+    pub file_id: Uuid,
+    pub kind: String,
+    /// queued, running, succeeded, failed or cancelled.
+    pub status: String,
+    pub progress: Progress,
+    pub attempts: i32,
+    pub max_attempts: i32,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub started_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub finished_at: Option<OffsetDateTime>,
+    /// When succeeded: a summary, and where the full result is.
+    pub result: Option<serde_json::Value>,
+    /// When failed: what went wrong (and where in the file, for malformed input).
+    pub error: Option<String>,
+}
+
+impl From<JobRow> for JobBody {
+    fn from(row: JobRow) -> Self {
+        let failed = row.status == jobs::FAILED;
+        let result = (row.status == jobs::SUCCEEDED).then(|| {
+            let mut summary = row
+                .result_summary
+                .as_deref()
+                .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
+                .unwrap_or_else(|| serde_json::json!({}));
+            if let Some(object) = summary.as_object_mut() {
+                object.insert(
+                    "url".into(),
+                    format!("/api/v1/jobs/{}/result", row.id).into(),
+                );
+            }
+            summary
+        });
+        Self {
+            id: row.id,
+            file_id: row.file_id,
+            kind: row.kind,
+            status: row.status,
+            progress: Progress {
+                bytes_processed: row.bytes_processed,
+                bytes_total: row.bytes_total,
+            },
+            attempts: row.attempts,
+            max_attempts: row.max_attempts,
+            created_at: row.created_at,
+            started_at: row.started_at,
+            finished_at: row.finished_at,
+            result,
+            // A failure reason is only shown once the job has failed; a retried attempt's error
+            // stays internal until then.
+            error: if failed { row.error } else { None },
+        }
+    }
+}
+
+fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
+    // An id that does not parse names no job of the caller's: 404, like any other.
+    Uuid::try_parse(raw).map_err(|_| ApiError::NotFound)
+}
+
+#[tracing::instrument(skip_all, fields(file_id = %file_id))]
+async fn create(
+    State(state): State<AppState>,
+    user: AuthenticatedUser,
+    Path(file_id): Path<String>,
+    ApiJson(request): ApiJson<JobRequest>,
+) -> Result<Response, ApiError> {
+    if !crate::jobs::KINDS.contains(&request.kind.as_str()) {
+        return Err(ApiError::Validation(format!(
+            "unknown job kind {:?}; known kinds: {}",
+            request.kind,
+            crate::jobs::KINDS.join(", ")
+        )));
+    }
+    let file_id = parse_id(&file_id)?;
+    let file = files::find(&state.db, user.id, file_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let row = jobs::insert(
+        &state.db,
+        &NewJob {
+            id: Uuid::now_v7(),
+            user_id: user.id,
+            file_id: file.id,
+            kind: request.kind,
+            max_attempts: state.config.job_max_attempts as i32,
+            bytes_total: file.size,
+        },
+    )
+    .await?;
+    let location = HeaderValue::from_str(&format!("/api/v1/jobs/{}", row.id))
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, location)],
+        ApiJson(JobBody::from(row)),
+    )
+        .into_response())
+}
+
+#[tracing::instrument(skip_all, fields(job_id = %id))]
+async fn show(
+    State(state): State<AppState>,
+    user: AuthenticatedUser,
+    Path(id): Path<String>,
+) -> Result<ApiJson<JobBody>, ApiError> {
+    let row = jobs::find(&state.db, user.id, parse_id(&id)?)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(ApiJson(row.into()))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct JobPage {
+    pub jobs: Vec<JobBody>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[tracing::instrument(skip_all)]
+async fn list(
+    State(state): State<AppState>,
+    user: AuthenticatedUser,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<ApiJson<JobPage>, ApiError> {
+    let Query(query) = query.map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::BadRequest(format!(
+            "limit must be between 1 and {MAX_PAGE}"
+        )));
+    }
+    let before = query
+        .cursor
+        .as_deref()
+        .map(|cursor| {
+            Uuid::try_parse(cursor).map_err(|_| {
+                ApiError::BadRequest("cursor is not one this API returned".to_string())
+            })
+        })
+        .transpose()?;
+    let mut rows = jobs::list(&state.db, user.id, before, i64::from(limit) + 1).await?;
+    let next_cursor = if rows.len() > limit as usize {
+        rows.truncate(limit as usize);
+        rows.last().map(|row| row.id.simple().to_string())
+    } else {
+        None
+    };
+    Ok(ApiJson(JobPage {
+        jobs: rows.into_iter().map(JobBody::from).collect(),
+        next_cursor,
+    }))
+}
+
+#[tracing::instrument(skip_all, fields(job_id = %id))]
+async fn cancel(
+    State(state): State<AppState>,
+    user: AuthenticatedUser,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id = parse_id(&id)?;
+    if jobs::cancel(&state.db, user.id, id).await? {
+        return Ok(StatusCode::NO_CONTENT);
+    }
+    match jobs::find(&state.db, user.id, id).await? {
+        None => Err(ApiError::NotFound),
+        Some(job) => Err(ApiError::Conflict(format!(
+            "the job has {} already and cannot be cancelled",
+            job.status
+        ))),
+    }
+}
+
+#[tracing::instrument(skip_all, fields(job_id = %id))]
+async fn result(
+    State(state): State<AppState>,
+    user: AuthenticatedUser,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let job = jobs::find(&state.db, user.id, parse_id(&id)?)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let key = match (&job.result_key, job.status.as_str()) {
+        (Some(key), jobs::SUCCEEDED) => key.clone(),
+        _ => {
+            return Err(ApiError::Conflict(format!(
+                "the job is {} and has no result",
+                job.status
+            )));
+        }
+    };
+    let object = state.store.get(&key, None).await?;
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            (header::CONTENT_LENGTH, HeaderValue::from(object.total_size)),
+        ],
+        Body::from_stream(object.body),
+    )
+        .into_response())
+}
