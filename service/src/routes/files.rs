@@ -196,6 +196,10 @@ async fn remove(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let file = find_own(&state, &user, &id).await?;
+    // Job results live next to the file; their rows go with the file's (ON DELETE CASCADE).
+    for result_key in crate::db::jobs::result_keys_of_file(&state.db, file.id).await? {
+        state.store.delete(&result_key).await?;
+    }
     state.store.delete(&file.object_key).await?;
     files::delete(&state.db, user.id, file.id).await?;
     Ok(StatusCode::NO_CONTENT)

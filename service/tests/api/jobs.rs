@@ -100,6 +100,29 @@ async fn a_profile_job_succeeds_and_its_result_describes_the_columns() {
     assert_eq!(columns.len(), 4);
     assert_eq!(columns[2]["name"], "score");
     assert_eq!(columns[2]["nulls"], 1);
+
+    // Deleting the file deletes its jobs and their results.
+    let deleted = app
+        .client
+        .delete(app.url(&format!("/api/v1/files/{}", file["id"].as_str().unwrap())))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("delete file");
+    assert_eq!(deleted.status(), 204);
+    assert_problem(
+        get_job(&app, &cookie, job["id"].as_str().unwrap()).await,
+        404,
+    )
+    .await;
+    let gone = app
+        .client
+        .get(app.url(url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("result");
+    assert_problem(gone, 404).await;
 }
 
 #[tokio::test]
