@@ -5,7 +5,7 @@
 #   GET /api/v1/session   (one session lookup in Postgres: what every authenticated request pays)
 # against one release build of the service on Postgres, in the same run, printed as ratios.
 #
-# Usage: bench/session-vs-select.sh            (DURATION=10s CONNECTIONS=32 THREADS=2 ROUNDS=2)
+# Usage: bench/session-vs-select.sh   (DURATION=10s CONNECTIONS=32 THREADS=2 ROUNDS=2 BINARY=)
 # Needs: wrk (apt-get install wrk), psql, PostgreSQL at TEST_DATABASE_ADMIN_URL
 # (default postgres://postgres@127.0.0.1:5432/postgres).
 set -euo pipefail
@@ -20,9 +20,12 @@ ADMIN_URL="${TEST_DATABASE_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgre
 command -v wrk >/dev/null || { echo "bench: wrk is missing (apt-get install wrk)" >&2; exit 1; }
 command -v psql >/dev/null || { echo "bench: psql is missing (apt-get install postgresql-client)" >&2; exit 1; }
 
-cargo build --release --quiet -p data-processor
-target="${CARGO_TARGET_DIR:-target}"
-binary="$target/release/data-processor"
+# BINARY=path/to/data-processor skips the build (a release build is what should be measured).
+binary="${BINARY:-}"
+if [ -z "$binary" ]; then
+  cargo build --release --quiet -p data-processor
+  binary="${CARGO_TARGET_DIR:-target}/release/data-processor"
+fi
 
 work=$(mktemp -d)
 db="bench_$(date +%s)_$$"
@@ -86,7 +89,7 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 
 avg() { echo "scale=2; $1 / $ROUNDS" | bc -l; }
-ratio() { echo "scale=2; $1 / $2" | bc -l; }
+ratio() { printf "%.2f" "$(echo "$1 / $2" | bc -l)"; }
 h_rps=$(avg "${rps_sum[healthz]}"); s_rps=$(avg "${rps_sum[select]}"); q_rps=$(avg "${rps_sum[session]}")
 h_p99=$(avg "${p99_sum[healthz]}"); s_p99=$(avg "${p99_sum[select]}"); q_p99=$(avg "${p99_sum[session]}")
 echo

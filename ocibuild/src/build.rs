@@ -70,6 +70,15 @@ pub fn build_static_binary(
     if build.locked {
         cmd.arg("--locked");
     }
+    // Variables cargo sets for the crate being built or tested leak in when this runs under
+    // `cargo test` or `cargo run`. Build scripts (ring's, via rerun-if-env-changed) watch some of
+    // them, so a caller's CARGO_MANIFEST_DIR would force a rebuild of ring and everything above
+    // it (~15 minutes here) whenever the caller changes.
+    for (key, _) in std::env::vars_os() {
+        if key.to_str().is_some_and(is_inherited_cargo_var) {
+            cmd.env_remove(&key);
+        }
+    }
     if let Some(dir) = &build.target_dir {
         cmd.env("CARGO_TARGET_DIR", dir);
     }
@@ -110,6 +119,20 @@ pub fn build_static_binary(
     })?;
     elf::check_static_executable(&path, &bytes)?;
     Ok(path)
+}
+
+fn is_inherited_cargo_var(key: &str) -> bool {
+    const EXACT: &[&str] = &[
+        "CARGO_MANIFEST_DIR",
+        "CARGO_MANIFEST_PATH",
+        "CARGO_MANIFEST_LINKS",
+        "CARGO_CRATE_NAME",
+        "CARGO_BIN_NAME",
+        "CARGO_PRIMARY_PACKAGE",
+        "CARGO_TARGET_TMPDIR",
+        "OUT_DIR",
+    ];
+    EXACT.contains(&key) || key.starts_with("CARGO_PKG_") || key.starts_with("CARGO_CFG_")
 }
 
 fn executable_from(out: impl std::io::Read, bin: &str) -> Option<PathBuf> {
