@@ -8,6 +8,8 @@
 # PATH. Starts moto and HAProxy itself on free ports and stops everything it started on exit.
 #
 # Usage: bench/lb-vs-single.sh [USERS] [DURATION]      (defaults: 20 users, 20s)
+#   DATA_PROCESSOR_BIN=path  use this service binary instead of building it.
+#   PROFILE=dev              debug builds, for a quick smoke run (figures not representative).
 set -euo pipefail
 
 USERS=${1:-20}
@@ -37,9 +39,17 @@ wait_http() { # URL: wait up to 60 s for a 200
   echo "no answer from $1 within 60 s" >&2; return 1
 }
 
-echo "building release binaries..."
-cargo build --release --quiet -p data-processor -p loadtest
-BIN=$CARGO_TARGET_DIR/release
+PROFILE=${PROFILE:-release}
+OUT_DIR=$([[ $PROFILE == dev ]] && echo debug || echo "$PROFILE")
+echo "building $PROFILE binaries..."
+if [[ -n ${DATA_PROCESSOR_BIN:-} ]]; then
+  cargo build --profile "$PROFILE" --quiet -p loadtest
+  SERVICE_BIN=$DATA_PROCESSOR_BIN
+else
+  cargo build --profile "$PROFILE" --quiet -p data-processor -p loadtest
+  SERVICE_BIN=$CARGO_TARGET_DIR/$OUT_DIR/data-processor
+fi
+BIN=$CARGO_TARGET_DIR/$OUT_DIR
 
 psql -q "$PGADMIN_URL" -c "CREATE DATABASE $DB" >/dev/null
 DATABASE_URL=${PGADMIN_URL%/*}/$DB
@@ -57,7 +67,7 @@ export AWS_ENDPOINT_URL=http://127.0.0.1:$MOTO_PORT AWS_ACCESS_KEY_ID=testing \
 start_replica() { # NAME PORT
   LISTEN_ADDR=127.0.0.1:$2 DATABASE_URL=$DATABASE_URL STORAGE_URL=s3://$BUCKET \
     S3_FORCE_PATH_STYLE=true SESSION_COOKIE_SECURE=false LOG_FORMAT=json \
-    "$BIN/data-processor" >"$WORK/$1.log" 2>&1 &
+    "$SERVICE_BIN" >"$WORK/$1.log" 2>&1 &
   PIDS+=($!)
   wait_http "http://127.0.0.1:$2/readyz"
 }
@@ -97,14 +107,14 @@ run() { # NAME PORT -> prints requests/s
   "$BIN/loadtest" --url "http://127.0.0.1:$2" --scenario read --users "$USERS" \
     --duration "$DURATION" --progress-interval 0s --json "$WORK/$1.json" >"$WORK/$1.out" 2>&1 ||
     { echo "loadtest against $1 failed, see $WORK/$1.out" >&2; tail -20 "$WORK/$1.out" >&2; exit 1; }
-  python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r["requests_per_s"], r["failures"], max(e["p99_ms"] for e in r["endpoints"]))' "$WORK/$1.json"
+  python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r["requests_per_s"], r["failures"], max(e["p99_ms"] for e in r["endpoints"] if e["endpoint"].startswith("GET")))' "$WORK/$1.json"
 }
 
 echo "measuring: $USERS users, $DURATION, scenario read"
 read -r SINGLE_RPS SINGLE_FAIL SINGLE_P99 < <(run single "$SINGLE_PORT")
 read -r LB_RPS LB_FAIL LB_P99 < <(run lb "$LB_PORT")
 
-printf '\n%-28s %10s %9s %12s\n' "target" "req/s" "failures" "worst p99 ms"
+printf '\n%-28s %10s %9s %12s\n' "target" "req/s" "failures" "GET p99 ms"
 printf '%-28s %10s %9s %12s\n' "1 replica (baseline)" "$SINGLE_RPS" "$SINGLE_FAIL" "$SINGLE_P99"
 printf '%-28s %10s %9s %12s\n' "3 replicas behind HAProxy" "$LB_RPS" "$LB_FAIL" "$LB_P99"
 python3 -c 'import sys; s,l=map(float,sys.argv[1:]); print(f"\nratio 3 replicas behind HAProxy / 1 replica alone: {l/s:.2f}x")' "$SINGLE_RPS" "$LB_RPS"
