@@ -17,7 +17,8 @@ const MIB: u64 = 1024 * 1024;
 /// The smallest part S3 accepts, so that the multipart path is reached with small bodies.
 const PART: usize = 5 * MIB as usize;
 /// Cleanups after a dropped future run in the background; they finish well within this.
-const DEADLINE: Duration = Duration::from_secs(30);
+// Generous: cleanup runs on a spawned task, and a loaded CI machine with moto can be slow.
+const DEADLINE: Duration = Duration::from_secs(90);
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures
