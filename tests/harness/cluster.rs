@@ -1,0 +1,206 @@
+//! Starts and manipulates the replicas behind the load balancer the way ECS does.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use testkit::haproxy::{HaProxy, HaProxyOptions};
+use testkit::moto::MotoServer;
+use testkit::postgres::{PrivatePostgres, TestDatabase};
+use testkit::process::ChildGuard;
+
+pub const REPLICA_READY_DEADLINE: Duration = Duration::from_secs(60);
+
+pub struct Replica {
+    /// `x-served-by` value of this process (unique per process, also across restarts).
+    pub id: String,
+    pub port: u16,
+    pub process: ChildGuard,
+}
+
+impl Replica {
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+pub struct Cluster {
+    pub postgres: PrivatePostgres,
+    pub database: TestDatabase,
+    pub moto: MotoServer,
+    pub bucket: String,
+    /// Slot `i` is HAProxy server `r{i}`.
+    pub replicas: Vec<Replica>,
+    pub lb: HaProxy,
+    binary: PathBuf,
+    started: usize,
+    logs: tempfile::TempDir,
+    extra_env: Vec<(String, String)>,
+}
+
+impl Cluster {
+    pub async fn start(replicas: usize, lb_options: HaProxyOptions) -> Self {
+        Self::start_with_env(replicas, lb_options, &[]).await
+    }
+
+    /// `extra_env` is given to every replica (e.g. short job leases).
+    pub async fn start_with_env(
+        replicas: usize,
+        lb_options: HaProxyOptions,
+        extra_env: &[(&str, &str)],
+    ) -> Self {
+        let binary = testkit::bin::cargo_bin("data-processor", "data-processor");
+        let postgres = PrivatePostgres::start().await;
+        let database = TestDatabase::create_on(&postgres.admin_url()).await;
+        let moto = MotoServer::start().await;
+        let bucket = moto.create_bucket().await;
+        let logs = tempfile::Builder::new()
+            .prefix("ha-logs-")
+            .tempdir()
+            .expect("temp dir");
+        let ports: Vec<u16> = (0..replicas).map(|_| testkit::free_port()).collect();
+        // HAProxy first: ECS registers targets as tasks start, and the checks find them when up.
+        let lb = HaProxy::start(&ports, lb_options).await;
+        let mut cluster = Self {
+            postgres,
+            database,
+            moto,
+            bucket,
+            replicas: Vec::new(),
+            lb,
+            binary,
+            started: 0,
+            logs,
+            extra_env: extra_env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        // Start them together, as a new ECS service does: migrations must be safe to race.
+        let mut starting = Vec::new();
+        for port in ports {
+            starting.push(cluster.spawn_replica(port));
+        }
+        for replica in &starting {
+            wait_ready(replica).await;
+        }
+        cluster.replicas = starting;
+        for i in 0..replicas {
+            cluster
+                .lb
+                .wait_status(&format!("r{i}"), "UP", Duration::from_secs(20))
+                .await;
+        }
+        cluster
+    }
+
+    pub fn url(&self) -> String {
+        self.lb.url()
+    }
+
+    fn spawn_replica(&mut self, port: u16) -> Replica {
+        self.started += 1;
+        let id = format!("replica-{}", self.started);
+        let mut cmd = Command::new(&self.binary);
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+            .env("DATABASE_URL", &self.database.url)
+            .env("STORAGE_URL", format!("s3://{}/data", self.bucket))
+            .env("S3_FORCE_PATH_STYLE", "true")
+            .env("S3_CHECKSUM_WHEN_REQUIRED", "true")
+            .env("SESSION_COOKIE_SECURE", "false")
+            .env("REPLICA_ID", &id)
+            .env("LOG_FORMAT", "json")
+            .env("RUST_LOG", "info")
+            // An ECS task gets SIGTERM only after deregistration; the harsh scenarios use the
+            // drain delay to let HAProxy see /readyz... /healthz still 200, so keep it short.
+            .env("SHUTDOWN_DRAIN_DELAY", "1s")
+            .env("SHUTDOWN_TIMEOUT", "20s");
+        for (k, v) in self.moto.client_env() {
+            cmd.env(k, v);
+        }
+        for (k, v) in &self.extra_env {
+            cmd.env(k, v);
+        }
+        let log = self.logs.path().join(format!("{id}.log"));
+        let process = ChildGuard::spawn(&id, &mut cmd, &log);
+        Replica { id, port, process }
+    }
+
+    /// An ECS rolling replacement of slot `i`: deregister (drain) the target, wait until it has no
+    /// requests, SIGTERM the task and check it exits 0, then start the new task and register it.
+    pub async fn replace_gracefully(&mut self, slot: usize) -> Duration {
+        let server = format!("r{slot}");
+        let started = Instant::now();
+        self.lb.set_state(&server, "drain").await;
+        self.lb.wait_idle(&server, Duration::from_secs(30)).await;
+        let old = &mut self.replicas[slot];
+        old.process.signal(libc::SIGTERM);
+        let code = wait_exit(&mut old.process, Duration::from_secs(30)).await;
+        assert_eq!(code, Some(0), "{} did not exit 0 after SIGTERM", old.id);
+        self.start_in_slot(slot).await;
+        self.lb.set_state(&server, "ready").await;
+        self.lb
+            .wait_status(&server, "UP", Duration::from_secs(20))
+            .await;
+        started.elapsed()
+    }
+
+    /// Starts a fresh replica on a new port in `slot` and points the load balancer at it.
+    pub async fn start_in_slot(&mut self, slot: usize) {
+        let port = testkit::free_port();
+        let replica = self.spawn_replica(port);
+        wait_ready(&replica).await;
+        self.lb.set_port(&format!("r{slot}"), port).await;
+        self.replicas[slot] = replica;
+    }
+
+    pub fn signal(&self, slot: usize, signal: i32) {
+        self.replicas[slot].process.signal(signal);
+    }
+
+    pub fn replica_log(&self, slot: usize) -> String {
+        let id = &self.replicas[slot].id;
+        std::fs::read_to_string(self.logs.path().join(format!("{id}.log"))).unwrap_or_default()
+    }
+}
+
+/// Waits until the replica answers `/readyz` with 200.
+pub async fn wait_ready(replica: &Replica) {
+    let client = reqwest::Client::new();
+    let url = format!("{}/readyz", replica.url());
+    testkit::wait_until(
+        &format!("{} to be ready", replica.id),
+        REPLICA_READY_DEADLINE,
+        || async {
+            let res = client
+                .get(&url)
+                .timeout(Duration::from_secs(2))
+                .send()
+                .await
+                .ok()?;
+            res.status().is_success().then_some(())
+        },
+    )
+    .await
+}
+
+pub async fn wait_exit(process: &mut ChildGuard, deadline: Duration) -> Option<i32> {
+    testkit::wait_until(&format!("{} to exit", process.name()), deadline, || {
+        let exited = process.try_wait();
+        async move { exited }
+    })
+    .await
+}
+
+/// Status of `GET url` (None when it does not answer within 2 s).
+pub async fn status_of(url: &str) -> Option<u16> {
+    let res = reqwest::Client::new()
+        .get(url)
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await
+        .ok()?;
+    Some(res.status().as_u16())
+}
