@@ -24,7 +24,8 @@ pub struct HaProxyOptions {
     pub rise: u32,
     /// Retry a request on another server when the connection failed before anything was sent
     /// (safe for every method). An ALB does not retry; the harsh tests turn this on to show what
-    /// the service's drain must carry without it.
+    /// the service's drain must carry without it. Requests are buffered so that a POST with a
+    /// body can be retried too (HAProxy retries only what it still holds).
     pub retry_on_connection_failure: bool,
     /// Server timeout (a hung replica holds a request this long before HAProxy gives up).
     pub server_timeout_ms: u64,
@@ -75,7 +76,7 @@ impl HaProxy {
             .map(|(i, p)| format!("  server r{i} 127.0.0.1:{p} check\n"))
             .collect();
         let retry = if options.retry_on_connection_failure {
-            "  retries 3\n  option redispatch 1\n  retry-on conn-failure\n"
+            "  retries 3\n  option redispatch 1\n  retry-on conn-failure\n  option http-buffer-request\n"
         } else {
             "  retries 0\n"
         };
