@@ -26,11 +26,10 @@ use crate::db::Db;
 use crate::db::DbError;
 use crate::db::files::{self, FileRow};
 use crate::error::{ApiError, ApiJson};
+use crate::routes::pagination::{PageQuery, PageRequest};
 use crate::state::AppState;
 use crate::storage::SharedStore;
 
-const DEFAULT_PAGE: u32 = 50;
-const MAX_PAGE: u32 = 100;
 /// Each attempt waits one statement timeout first (5 s by default).
 const MAX_SETTLE_ATTEMPTS: u32 = 36;
 
@@ -118,12 +117,6 @@ async fn create(
     Ok((StatusCode::CREATED, ApiJson(row.into())))
 }
 
-#[derive(Debug, Deserialize)]
-pub struct ListQuery {
-    limit: Option<u32>,
-    cursor: Option<String>,
-}
-
 /// One page of the caller's files, newest first.
 #[derive(Debug, Serialize)]
 pub struct FilePage {
@@ -136,31 +129,11 @@ pub struct FilePage {
 async fn list(
     State(state): State<AppState>,
     user: AuthenticatedUser,
-    query: Result<Query<ListQuery>, QueryRejection>,
+    query: Result<Query<PageQuery>, QueryRejection>,
 ) -> Result<ApiJson<FilePage>, ApiError> {
-    let Query(query) = query.map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
-    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::BadRequest(format!(
-            "limit must be between 1 and {MAX_PAGE}"
-        )));
-    }
-    let before = query
-        .cursor
-        .as_deref()
-        .map(|cursor| {
-            Uuid::try_parse(cursor).map_err(|_| {
-                ApiError::BadRequest("cursor is not one this API returned".to_string())
-            })
-        })
-        .transpose()?;
-    let mut rows = files::list(&state.db, user.id, before, i64::from(limit) + 1).await?;
-    let next_cursor = if rows.len() > limit as usize {
-        rows.truncate(limit as usize);
-        rows.last().map(|row| row.id.simple().to_string())
-    } else {
-        None
-    };
+    let page = PageRequest::parse(query)?;
+    let mut rows = files::list(&state.db, user.id, page.before, page.fetch_limit()).await?;
+    let next_cursor = page.finish(&mut rows, |row| row.id);
     Ok(ApiJson(FilePage {
         files: rows.into_iter().map(FileBody::from).collect(),
         next_cursor,

@@ -17,10 +17,8 @@ use crate::auth::AuthenticatedUser;
 use crate::db::files;
 use crate::db::jobs::{self, JobRow, NewJob};
 use crate::error::{ApiError, ApiJson};
+use crate::routes::pagination::{PageQuery, PageRequest};
 use crate::state::AppState;
-
-const DEFAULT_PAGE: u32 = 50;
-const MAX_PAGE: u32 = 200;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -159,12 +157,6 @@ async fn show(
     Ok(ApiJson(row.into()))
 }
 
-#[derive(Debug, Deserialize)]
-pub struct ListQuery {
-    limit: Option<u32>,
-    cursor: Option<String>,
-}
-
 #[derive(Debug, Serialize)]
 pub struct JobPage {
     pub jobs: Vec<JobBody>,
@@ -176,31 +168,11 @@ pub struct JobPage {
 async fn list(
     State(state): State<AppState>,
     user: AuthenticatedUser,
-    query: Result<Query<ListQuery>, QueryRejection>,
+    query: Result<Query<PageQuery>, QueryRejection>,
 ) -> Result<ApiJson<JobPage>, ApiError> {
-    let Query(query) = query.map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
-    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::BadRequest(format!(
-            "limit must be between 1 and {MAX_PAGE}"
-        )));
-    }
-    let before = query
-        .cursor
-        .as_deref()
-        .map(|cursor| {
-            Uuid::try_parse(cursor).map_err(|_| {
-                ApiError::BadRequest("cursor is not one this API returned".to_string())
-            })
-        })
-        .transpose()?;
-    let mut rows = jobs::list(&state.db, user.id, before, i64::from(limit) + 1).await?;
-    let next_cursor = if rows.len() > limit as usize {
-        rows.truncate(limit as usize);
-        rows.last().map(|row| row.id.simple().to_string())
-    } else {
-        None
-    };
+    let page = PageRequest::parse(query)?;
+    let mut rows = jobs::list(&state.db, user.id, page.before, page.fetch_limit()).await?;
+    let next_cursor = page.finish(&mut rows, |row| row.id);
     Ok(ApiJson(JobPage {
         jobs: rows.into_iter().map(JobBody::from).collect(),
         next_cursor,

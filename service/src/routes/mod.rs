@@ -3,6 +3,7 @@
 mod files;
 mod health;
 mod jobs;
+mod pagination;
 mod session;
 mod users;
 

@@ -1,0 +1,64 @@
+//! Cursor pagination shared by the listings (`?limit=N&cursor=C`, newest first). Ids are UUIDv7,
+//! so the cursor is simply the last id of the page.
+
+use axum::extract::Query;
+use axum::extract::rejection::QueryRejection;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::error::ApiError;
+
+pub const DEFAULT_PAGE: u32 = 50;
+pub const MAX_PAGE: u32 = 100;
+
+#[derive(Debug, Deserialize)]
+pub struct PageQuery {
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+/// A validated page request.
+#[derive(Debug, Clone, Copy)]
+pub struct PageRequest {
+    pub limit: u32,
+    /// Only rows with a smaller id (older) than this.
+    pub before: Option<Uuid>,
+}
+
+impl PageRequest {
+    pub fn parse(query: Result<Query<PageQuery>, QueryRejection>) -> Result<Self, ApiError> {
+        let Query(query) =
+            query.map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
+        let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(ApiError::BadRequest(format!(
+                "limit must be between 1 and {MAX_PAGE}"
+            )));
+        }
+        let before = query
+            .cursor
+            .as_deref()
+            .map(|cursor| {
+                Uuid::try_parse(cursor).map_err(|_| {
+                    ApiError::BadRequest("cursor is not one this API returned".to_string())
+                })
+            })
+            .transpose()?;
+        Ok(Self { limit, before })
+    }
+
+    /// Rows to fetch: one more than the page, to know whether another page follows.
+    pub fn fetch_limit(&self) -> i64 {
+        i64::from(self.limit) + 1
+    }
+
+    /// Cuts `rows` (fetched with `fetch_limit`) to the page and returns the next cursor.
+    pub fn finish<T>(&self, rows: &mut Vec<T>, id: impl Fn(&T) -> Uuid) -> Option<String> {
+        if rows.len() > self.limit as usize {
+            rows.truncate(self.limit as usize);
+            rows.last().map(|row| id(row).simple().to_string())
+        } else {
+            None
+        }
+    }
+}
