@@ -15,61 +15,18 @@ DURATION="${DURATION:-10s}"
 CONNECTIONS="${CONNECTIONS:-32}"
 THREADS="${THREADS:-2}"
 ROUNDS="${ROUNDS:-2}"
-ADMIN_URL="${TEST_DATABASE_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
-
 command -v wrk >/dev/null || { echo "bench: wrk is missing (apt-get install wrk)" >&2; exit 1; }
-command -v psql >/dev/null || { echo "bench: psql is missing (apt-get install postgresql-client)" >&2; exit 1; }
+export THREADS CONNECTIONS DURATION
+# shellcheck source=bench/lib/service.sh
+source bench/lib/service.sh
+start_service RUST_LOG=info
+sign_in
 
-# BINARY=path/to/data-processor skips the build (a release build is what should be measured).
-binary="${BINARY:-}"
-if [ -z "$binary" ]; then
-  cargo build --release --quiet -p data-processor
-  binary="${CARGO_TARGET_DIR:-target}/release/data-processor"
-fi
-
-work=$(mktemp -d)
-db="bench_$(date +%s)_$$"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-base="http://127.0.0.1:$port"
-pid=""
-cleanup() {
-  [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
-  psql -q "$ADMIN_URL" -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-psql -q "$ADMIN_URL" -c "CREATE DATABASE \"$db\"" >/dev/null
-database_url="${ADMIN_URL%/*}/$db"
-
-LISTEN_ADDR="127.0.0.1:$port" DATABASE_URL="$database_url" STORAGE_URL="$work/files" \
-  SESSION_COOKIE_SECURE=false RUST_LOG=info LOG_FORMAT=json \
-  "$binary" >"$work/service.log" 2>&1 &
-pid=$!
-for _ in $(seq 1 100); do
-  curl -fsS "$base/readyz" >/dev/null 2>&1 && break
-  sleep 0.1
-done
-curl -fsS "$base/readyz" >/dev/null || { echo "bench: the service did not start:" >&2; cat "$work/service.log" >&2; exit 1; }
-
-credentials='{"username":"bench-user","password":"benchmark password 1"}'
-curl -fsS -o /dev/null -H 'content-type: application/json' -d "$credentials" "$base/api/v1/users"
-cookie=$(curl -fsS -o /dev/null -D - -H 'content-type: application/json' -d "$credentials" \
-  "$base/api/v1/session" | tr -d '\r' | sed -n 's/^[Ss]et-[Cc]ookie: \(dp_session=[^;]*\).*/\1/p')
-[ -n "$cookie" ] || { echo "bench: login returned no session cookie" >&2; exit 1; }
-[ "$(curl -s -o /dev/null -w '%{http_code}' -H "cookie: $cookie" "$base/api/v1/session")" = 200 ] \
-  || { echo "bench: the session cookie does not authenticate" >&2; exit 1; }
-
-# Runs wrk on a path; prints "requests_per_second p99_ms non_2xx".
+# Prints "requests_per_second p99_ms non_2xx".
 measure() {
-  local path=$1; shift
-  local out
-  out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$@" "$base$path")
-  local rps p99 errors
-  rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
-  p99=$(awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub(/us$/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v=v*1000}; print v}' <<<"$out")
-  errors=$(awk '/Non-2xx or 3xx responses:/ {print $5}' <<<"$out")
-  echo "$rps $p99 ${errors:-0}"
+  local r p50 p99 e
+  read -r r p50 p99 e < <(wrk_measure "$@")
+  echo "$r $p99 $e"
 }
 
 declare -A rps_sum p99_sum

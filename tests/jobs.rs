@@ -5,9 +5,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use e2e::api::{csv_of, has_ended, job, start_profile_job, upload_csv};
 use e2e::cluster::{Cluster, wait_exit};
 use e2e::load::signed_in_user;
-use serde_json::{Value, json};
 use testkit::haproxy::HaProxyOptions;
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -16,49 +16,13 @@ const LEASE: &str = "3s";
 const LEASE_MS: i64 = 3000;
 
 async fn cluster(extra: &[(&str, &str)]) -> Cluster {
-    let mut env = vec![("JOB_LEASE", LEASE), ("JOB_POLL_INTERVAL", "200ms"), ("JOB_WORKERS", "2")];
+    let mut env = vec![
+        ("JOB_LEASE", LEASE),
+        ("JOB_POLL_INTERVAL", "200ms"),
+        ("JOB_WORKERS", "2"),
+    ];
     env.extend_from_slice(extra);
     Cluster::start_with_env(3, HaProxyOptions::default(), &env).await
-}
-
-async fn upload(client: &reqwest::Client, base: &str, body: Vec<u8>) -> String {
-    let res = client
-        .post(format!("{base}/api/v1/files?name=data.csv"))
-        .header("content-type", "text/csv")
-        .body(body)
-        .send()
-        .await
-        .expect("upload");
-    assert_eq!(res.status(), 201, "upload: {}", res.text().await.unwrap_or_default());
-    let file: Value = res.json().await.expect("file json");
-    file["id"].as_str().expect("file id").to_string()
-}
-
-async fn start_job(client: &reqwest::Client, base: &str, file_id: &str) -> String {
-    let res = client
-        .post(format!("{base}/api/v1/files/{file_id}/jobs"))
-        .json(&json!({"kind": "profile"}))
-        .send()
-        .await
-        .expect("start job");
-    assert_eq!(res.status(), 202, "start job: {}", res.text().await.unwrap_or_default());
-    let job: Value = res.json().await.expect("job json");
-    job["id"].as_str().expect("job id").to_string()
-}
-
-async fn job(client: &reqwest::Client, base: &str, id: &str) -> Value {
-    client.get(format!("{base}/api/v1/jobs/{id}")).send().await.expect("get job").json().await.expect("job json")
-}
-
-/// A CSV of about `bytes` bytes (numbers, text, booleans).
-fn csv_of(bytes: usize) -> Vec<u8> {
-    let mut out = b"id,amount,label,flag\n".to_vec();
-    let mut i = 0u64;
-    while out.len() < bytes {
-        out.extend_from_slice(format!("{i},{}.{},label-{},{}\n", i * 7 % 1000, i % 100, i % 5000, i % 2 == 0).as_bytes());
-        i += 1;
-    }
-    out
 }
 
 #[derive(Debug, sqlx::FromRow)]
@@ -96,12 +60,16 @@ fn assert_no_overlap(job_id: &str, attempts: &[Attempt]) {
 }
 
 async fn result_objects(cluster: &Cluster) -> usize {
-    let listing = reqwest::get(format!("{}/{}?list-type=2&prefix=data/", cluster.moto.endpoint(), cluster.bucket))
-        .await
-        .expect("list bucket")
-        .text()
-        .await
-        .expect("listing");
+    let listing = reqwest::get(format!(
+        "{}/{}?list-type=2&prefix=data/",
+        cluster.moto.endpoint(),
+        cluster.bucket
+    ))
+    .await
+    .expect("list bucket")
+    .text()
+    .await
+    .expect("listing");
     listing.matches(".json</Key>").count()
 }
 
@@ -119,30 +87,47 @@ async fn fifty_jobs_on_three_replicas_each_run_exactly_once() {
     let cluster = cluster(&[]).await;
     let base = cluster.url();
     let (_, client) = signed_in_user(&base, Duration::from_secs(10)).await;
-    let file = upload(&client, &base, csv_of(64 * 1024)).await;
+    let file = upload_csv(&client, &base, csv_of(64 * 1024)).await;
     let mut ids = Vec::new();
     for _ in 0..50 {
-        ids.push(start_job(&client, &base, &file).await);
+        ids.push(start_profile_job(&client, &base, &file).await);
     }
-    let pool = sqlx::PgPool::connect(&cluster.database.url).await.expect("connect");
+    let pool = sqlx::PgPool::connect(&cluster.database.url)
+        .await
+        .expect("connect");
     let mut by_replica: BTreeMap<String, usize> = BTreeMap::new();
     for id in &ids {
         let done = testkit::wait_until("every job to finish", Duration::from_secs(120), || async {
-            let job = job(&client, &base, id).await;
-            (job["status"] == "succeeded" || job["status"] == "failed").then_some(job)
+            let job = job(&client, &base, id).await?;
+            has_ended(&job).then_some(job)
         })
         .await;
         assert_eq!(done["status"], "succeeded", "{done}");
-        assert_eq!(done["attempts"], 1, "a job ran more than once without a crash: {done}");
+        assert_eq!(
+            done["attempts"], 1,
+            "a job ran more than once without a crash: {done}"
+        );
         let attempts = attempts(&pool, id).await;
         assert_eq!(attempts.len(), 1, "job {id}: {attempts:?}");
         assert_eq!(attempts[0].outcome.as_deref(), Some("succeeded"));
-        let replica = attempts[0].owner.split('/').next().unwrap_or_default().to_string();
+        let replica = attempts[0]
+            .owner
+            .split('/')
+            .next()
+            .unwrap_or_default()
+            .to_string();
         *by_replica.entry(replica).or_insert(0) += 1;
     }
-    assert_eq!(result_objects(&cluster).await, 50, "one result object per job");
+    assert_eq!(
+        result_objects(&cluster).await,
+        50,
+        "one result object per job"
+    );
     println!("jobs per replica: {by_replica:?}");
-    assert!(by_replica.len() >= 2, "the jobs did not spread over the replicas: {by_replica:?}");
+    assert!(
+        by_replica.len() >= 2,
+        "the jobs did not spread over the replicas: {by_replica:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -151,38 +136,64 @@ async fn a_job_whose_replica_is_killed_is_finished_by_another() {
     let mut cluster = cluster(&[]).await;
     let base = cluster.url();
     let (_, client) = signed_in_user(&base, Duration::from_secs(10)).await;
-    let file = upload(&client, &base, csv_of(48 * 1024 * 1024)).await;
-    let id = start_job(&client, &base, &file).await;
-    let pool = sqlx::PgPool::connect(&cluster.database.url).await.expect("connect");
+    let file = upload_csv(&client, &base, csv_of(48 * 1024 * 1024)).await;
+    let id = start_profile_job(&client, &base, &file).await;
+    let pool = sqlx::PgPool::connect(&cluster.database.url)
+        .await
+        .expect("connect");
 
     // Mid-way: running, with progress reported by the heartbeat, not done.
-    testkit::wait_until("the job to be part-way through", Duration::from_secs(60), || async {
-        let job = job(&client, &base, &id).await;
-        let processed = job["progress"]["bytes_processed"].as_i64().unwrap_or(0);
-        (job["status"] == "running" && processed > 0).then_some(())
-    })
+    let first_progress = testkit::wait_until(
+        "the job to be part-way through",
+        Duration::from_secs(60),
+        || async {
+            let job = job(&client, &base, &id).await?;
+            let processed = job["progress"]["bytes_processed"].as_i64().unwrap_or(0);
+            (job["status"] == "running" && processed > 0).then_some(processed)
+        },
+    )
     .await;
     let first = attempts(&pool, &id).await.pop().expect("an attempt");
     let victim = slot_of(&cluster, &first.owner);
     cluster.signal(victim, libc::SIGKILL);
     let killed_at = e2e_now_ms();
 
-    let done = testkit::wait_until("another replica to finish the job", Duration::from_secs(120), || async {
-        let job = job(&client, &base, &id).await;
-        (job["status"] == "succeeded" || job["status"] == "failed").then_some(job)
-    })
+    let done = testkit::wait_until(
+        "another replica to finish the job",
+        Duration::from_secs(120),
+        || async {
+            let job = job(&client, &base, &id).await?;
+            has_ended(&job).then_some(job)
+        },
+    )
     .await;
     assert_eq!(done["status"], "succeeded", "{done}");
     assert_eq!(done["attempts"], 2, "{done}");
     let attempts = attempts(&pool, &id).await;
     assert_eq!(attempts.len(), 2, "{attempts:?}");
-    assert!(attempts[0].ended_ms.is_none(), "the killed attempt cannot have ended itself");
+    assert!(
+        attempts[0].ended_ms.is_none(),
+        "the killed attempt cannot have ended itself"
+    );
     assert_eq!(attempts[1].outcome.as_deref(), Some("succeeded"));
-    assert_ne!(slot_of_owner_prefix(&attempts[1].owner), slot_of_owner_prefix(&first.owner), "the same replica");
+    assert_ne!(
+        slot_of_owner_prefix(&attempts[1].owner),
+        slot_of_owner_prefix(&first.owner),
+        "the same replica"
+    );
     // The killed replica renewed its lease until it died: nobody may take over before that.
-    assert!(attempts[1].started_ms >= killed_at, "taken over while the lease was held: {attempts:?}");
+    assert!(
+        attempts[1].started_ms >= killed_at,
+        "taken over while the lease was held: {attempts:?}"
+    );
     assert_no_overlap(&id, &attempts);
     assert_eq!(result_objects(&cluster).await, 1);
+    println!(
+        "killed mid-way at {} of {} bytes; taken over {} ms after the kill (lease {LEASE})",
+        first_progress,
+        done["progress"]["bytes_total"],
+        attempts[1].started_ms - killed_at
+    );
     cluster.start_in_slot(victim).await;
 }
 
@@ -190,14 +201,20 @@ async fn a_job_whose_replica_is_killed_is_finished_by_another() {
 async fn a_sigtermed_replica_hands_back_its_job_and_exits_cleanly() {
     let _serial = SERIAL.lock().await;
     // A short shutdown budget, so the job cannot finish in it and must be released.
-    let mut cluster = cluster(&[("SHUTDOWN_TIMEOUT", "5s"), ("SHUTDOWN_DRAIN_DELAY", "500ms")]).await;
+    let mut cluster = cluster(&[
+        ("SHUTDOWN_TIMEOUT", "5s"),
+        ("SHUTDOWN_DRAIN_DELAY", "500ms"),
+    ])
+    .await;
     let base = cluster.url();
     let (_, client) = signed_in_user(&base, Duration::from_secs(10)).await;
-    let file = upload(&client, &base, csv_of(48 * 1024 * 1024)).await;
-    let id = start_job(&client, &base, &file).await;
-    let pool = sqlx::PgPool::connect(&cluster.database.url).await.expect("connect");
+    let file = upload_csv(&client, &base, csv_of(48 * 1024 * 1024)).await;
+    let id = start_profile_job(&client, &base, &file).await;
+    let pool = sqlx::PgPool::connect(&cluster.database.url)
+        .await
+        .expect("connect");
     testkit::wait_until("the job to be running", Duration::from_secs(60), || async {
-        let job = job(&client, &base, &id).await;
+        let job = job(&client, &base, &id).await?;
         (job["status"] == "running").then_some(())
     })
     .await;
@@ -208,8 +225,8 @@ async fn a_sigtermed_replica_hands_back_its_job_and_exits_cleanly() {
     assert_eq!(code, Some(0), "the replica did not exit 0 after SIGTERM");
 
     let done = testkit::wait_until("the job to finish", Duration::from_secs(120), || async {
-        let job = job(&client, &base, &id).await;
-        (job["status"] == "succeeded" || job["status"] == "failed").then_some(job)
+        let job = job(&client, &base, &id).await?;
+        has_ended(&job).then_some(job)
     })
     .await;
     assert_eq!(done["status"], "succeeded", "{done}");
@@ -219,9 +236,15 @@ async fn a_sigtermed_replica_hands_back_its_job_and_exits_cleanly() {
         first_outcome == Some("released") || first_outcome == Some("succeeded"),
         "the SIGTERMed replica neither finished nor released its job: {attempts:?}"
     );
-    assert!(attempts[0].ended_ms.is_some(), "the attempt was abandoned, not ended: {attempts:?}");
+    assert!(
+        attempts[0].ended_ms.is_some(),
+        "the attempt was abandoned, not ended: {attempts:?}"
+    );
     assert_no_overlap(&id, &attempts);
-    println!("first attempt on SIGTERM: {first_outcome:?}; attempts: {}", attempts.len());
+    println!(
+        "first attempt on SIGTERM: {first_outcome:?}; attempts: {}",
+        attempts.len()
+    );
 }
 
 fn slot_of_owner_prefix(owner: &str) -> &str {

@@ -110,9 +110,11 @@ async fn clean_run(service: &Service, scenario: &str) {
     );
 }
 
+/// `mixed` covers every step (register, login, upload, profile job polled to the end, download
+/// with its SHA-256 checked, list); `read` the read-only path. One service serves both runs.
 #[tokio::test]
-#[ignore = "needs the files API in main (branch storage); un-ignore after the merge"]
-async fn upload_scenario_against_the_real_service_is_clean() {
+async fn mixed_and_read_scenarios_against_the_real_service_are_clean() {
     let service = Service::start().await;
-    clean_run(&service, "upload").await;
+    clean_run(&service, "mixed").await;
+    clean_run(&service, "read").await;
 }

@@ -155,6 +155,11 @@ pub struct Config {
     #[arg(long, env = "JOB_MAX_ATTEMPTS", default_value_t = 3)]
     pub job_max_attempts: u32,
 
+    /// A job that failed for a transient reason (storage or database unavailable) waits this long
+    /// before its next attempt, twice as long after each further failure (at most 5 minutes).
+    #[arg(long, env = "JOB_RETRY_BACKOFF", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub job_retry_backoff: Duration,
+
     /// How often an idle worker looks for new jobs.
     #[arg(long, env = "JOB_POLL_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
     pub job_poll_interval: Duration,

@@ -12,6 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::process::ChildGuard;
 
 pub const BACKEND: &str = "replicas";
+const FRONTEND: &str = "front";
 
 /// How HAProxy behaves; the defaults are ALB-like.
 #[derive(Debug, Clone)]
@@ -64,12 +65,6 @@ pub struct ServerStat {
 impl HaProxy {
     /// Starts HAProxy on a free port with one server per backend port, named `r0`, `r1`, ...
     pub async fn start(backend_ports: &[u16], options: HaProxyOptions) -> Self {
-        let port = crate::free_port();
-        let dir = tempfile::Builder::new()
-            .prefix("haproxy-")
-            .tempdir()
-            .expect("temp dir");
-        let socket = dir.path().join("admin.sock");
         let servers: String = backend_ports
             .iter()
             .enumerate()
@@ -80,17 +75,90 @@ impl HaProxy {
         } else {
             "  retries 0\n"
         };
+        Self::launch(|port| {
+            format!(
+                "defaults\n  mode http\n  timeout connect 2s\n  timeout client 70s\n  timeout server {server_timeout}ms\n  timeout http-keep-alive 60s\n{retry}\
+                 frontend {FRONTEND}\n  bind 127.0.0.1:{port}\n  default_backend {BACKEND}\n\
+                 backend {BACKEND}\n  balance roundrobin\n  option httpchk GET /healthz\n  http-check expect status 200\n  \
+                 default-server inter {inter}ms fall {fall} rise {rise}\n{servers}",
+                server_timeout = options.server_timeout_ms,
+                inter = options.check_interval_ms,
+                fall = options.fall,
+                rise = options.rise,
+            )
+        })
+        .await
+    }
+
+    /// A plain TCP forwarder to `target_port` (one server, `r0`), whose listener a test can close
+    /// and reopen with [`HaProxy::close`] and [`HaProxy::open`]: a dependency that goes away and
+    /// comes back (connections refused meanwhile) while the process behind it keeps its state.
+    pub async fn tcp_forward(target_port: u16) -> Self {
+        Self::launch(|port| {
+            format!(
+                "defaults\n  mode tcp\n  timeout connect 2s\n  timeout client 70s\n  timeout server 70s\n\
+                 frontend {FRONTEND}\n  bind 127.0.0.1:{port}\n  default_backend {BACKEND}\n\
+                 backend {BACKEND}\n  server r0 127.0.0.1:{target_port}\n"
+            )
+        })
+        .await
+    }
+
+    /// Stops listening (new connections are refused) and cuts the connections open through it.
+    pub async fn close(&self) {
+        let out = self.command(&format!("disable frontend {FRONTEND}")).await;
+        assert!(out.trim().is_empty(), "disable frontend: {out}");
+        for server in self.stats().await {
+            let out = self
+                .command(&format!(
+                    "shutdown sessions server {BACKEND}/{}",
+                    server.name
+                ))
+                .await;
+            assert!(out.trim().is_empty(), "shutdown sessions: {out}");
+        }
+        crate::wait_until(
+            "the frontend to refuse connections",
+            Duration::from_secs(10),
+            || async {
+                tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                    .await
+                    .is_err()
+                    .then_some(())
+            },
+        )
+        .await;
+    }
+
+    /// Listens again after [`HaProxy::close`].
+    pub async fn open(&self) {
+        let out = self.command(&format!("enable frontend {FRONTEND}")).await;
+        assert!(out.trim().is_empty(), "enable frontend: {out}");
+        crate::wait_until(
+            "the frontend to accept connections",
+            Duration::from_secs(10),
+            || async {
+                tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                    .await
+                    .ok()
+                    .map(|_| ())
+            },
+        )
+        .await;
+    }
+
+    /// Writes the `global` section (admin socket) plus `rest(port)` and starts HAProxy on a free port.
+    async fn launch(rest: impl FnOnce(u16) -> String) -> Self {
+        let port = crate::free_port();
+        let dir = tempfile::Builder::new()
+            .prefix("haproxy-")
+            .tempdir()
+            .expect("temp dir");
+        let socket = dir.path().join("admin.sock");
         let config = format!(
-            "global\n  stats socket {socket} mode 600 level admin\n  maxconn 4096\n\
-             defaults\n  mode http\n  timeout connect 2s\n  timeout client 70s\n  timeout server {server_timeout}ms\n  timeout http-keep-alive 60s\n{retry}\
-             frontend front\n  bind 127.0.0.1:{port}\n  default_backend {BACKEND}\n\
-             backend {BACKEND}\n  balance roundrobin\n  option httpchk GET /healthz\n  http-check expect status 200\n  \
-             default-server inter {inter}ms fall {fall} rise {rise}\n{servers}",
+            "global\n  stats socket {socket} mode 600 level admin\n  maxconn 4096\n{rest}",
             socket = socket.display(),
-            server_timeout = options.server_timeout_ms,
-            inter = options.check_interval_ms,
-            fall = options.fall,
-            rise = options.rise,
+            rest = rest(port),
         );
         let config_path = dir.path().join("haproxy.cfg");
         std::fs::write(&config_path, config).expect("write haproxy config");

@@ -141,6 +141,32 @@ async fn haproxy_spreads_requests_and_honours_drain() {
     }
 }
 
+#[tokio::test]
+async fn a_tcp_forward_refuses_connections_while_closed_and_forwards_again_when_open() {
+    use testkit::haproxy::HaProxy;
+    let target = tiny_backend("t").await;
+    let gate = HaProxy::tcp_forward(target).await;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("client");
+    let get = || {
+        client
+            .get(gate.url())
+            .timeout(Duration::from_secs(5))
+            .send()
+    };
+    assert_eq!(get().await.expect("open").text().await.expect("body"), "t");
+    gate.close().await;
+    let refused = get().await.expect_err("a closed gate answered");
+    assert!(refused.is_connect(), "not a connection error: {refused:?}");
+    gate.open().await;
+    assert_eq!(
+        get().await.expect("reopened").text().await.expect("body"),
+        "t"
+    );
+}
+
 #[test]
 fn a_workspace_binary_can_be_built_and_found_from_a_test() {
     let path = testkit::bin::cargo_bin("data-processor", "data-processor");

@@ -28,6 +28,9 @@ pub struct Cluster {
     pub postgres: PrivatePostgres,
     pub database: TestDatabase,
     pub moto: MotoServer,
+    /// The replicas reach S3 (moto) through this TCP forwarder, so that a test can take object
+    /// storage away and bring it back without losing what moto holds in memory.
+    pub s3: HaProxy,
     pub bucket: String,
     /// Slot `i` is HAProxy server `r{i}`.
     pub replicas: Vec<Replica>,
@@ -54,6 +57,7 @@ impl Cluster {
         let database = TestDatabase::create_on(&postgres.admin_url()).await;
         let moto = MotoServer::start().await;
         let bucket = moto.create_bucket().await;
+        let s3 = HaProxy::tcp_forward(moto.port).await;
         let logs = tempfile::Builder::new()
             .prefix("ha-logs-")
             .tempdir()
@@ -65,6 +69,7 @@ impl Cluster {
             postgres,
             database,
             moto,
+            s3,
             bucket,
             replicas: Vec::new(),
             lb,
@@ -116,10 +121,14 @@ impl Cluster {
             // An ECS task gets SIGTERM only after deregistration; the harsh scenarios use the
             // drain delay to let HAProxy see /readyz... /healthz still 200, so keep it short.
             .env("SHUTDOWN_DRAIN_DELAY", "1s")
-            .env("SHUTDOWN_TIMEOUT", "20s");
+            .env("SHUTDOWN_TIMEOUT", "20s")
+            // A short lease, so that a killed replica's jobs are taken over within the scenario.
+            .env("JOB_LEASE", "5s")
+            .env("JOB_POLL_INTERVAL", "200ms");
         for (k, v) in self.moto.client_env() {
             cmd.env(k, v);
         }
+        cmd.env("AWS_ENDPOINT_URL", self.s3.url());
         for (k, v) in &self.extra_env {
             cmd.env(k, v);
         }
@@ -158,6 +167,46 @@ impl Cluster {
 
     pub fn signal(&self, slot: usize, signal: i32) {
         self.replicas[slot].process.signal(signal);
+    }
+
+    /// Jobs with an attempt open (started, not ended) on the replica in `slot`.
+    pub async fn jobs_running_on(&self, slot: usize) -> Vec<uuid::Uuid> {
+        let owner = format!("{}/%", self.replicas[slot].id);
+        let mut db = self.db().await;
+        sqlx::query_scalar(
+            "SELECT job_id FROM job_attempts WHERE owner LIKE $1 AND ended_ms IS NULL",
+        )
+        .bind(owner)
+        .fetch_all(&mut db)
+        .await
+        .expect("query job_attempts")
+    }
+
+    /// The replica (`x-served-by` id) of each attempt of `job`, oldest first, with its outcome
+    /// (None: never ended, e.g. its process was killed).
+    pub async fn attempts_of(&self, job: uuid::Uuid) -> Vec<(String, Option<String>)> {
+        let mut db = self.db().await;
+        let rows: Vec<(String, Option<String>)> = sqlx::query_as(
+            "SELECT owner, outcome FROM job_attempts WHERE job_id = $1 ORDER BY started_ms",
+        )
+        .bind(job)
+        .fetch_all(&mut db)
+        .await
+        .expect("query job_attempts");
+        rows.into_iter()
+            .map(|(owner, outcome)| {
+                let replica = owner.split('/').next().unwrap_or_default().to_string();
+                (replica, outcome)
+            })
+            .collect()
+    }
+
+    /// A direct connection (not a pool: a pool retries for 30 s when the server is down).
+    async fn db(&self) -> sqlx::PgConnection {
+        use sqlx::Connection;
+        sqlx::PgConnection::connect(&self.database.url)
+            .await
+            .expect("connect to the test database")
     }
 
     pub fn replica_log(&self, slot: usize) -> String {

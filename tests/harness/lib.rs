@@ -2,6 +2,7 @@
 //! HAProxy in front as the ALB stand-in, all on loopback; a steady mixed load against it; and the
 //! numbers each scenario prints.
 
+pub mod api;
 pub mod cluster;
 pub mod load;
 pub mod report;

@@ -17,6 +17,8 @@ pub enum Op {
     Upload,
     Download,
     List,
+    /// `POST /api/v1/files/{id}/jobs` (a profile of one of the user's uploads; database only).
+    StartJob,
 }
 
 impl Op {
@@ -41,6 +43,12 @@ impl Outcome {
     pub fn failed(&self) -> bool {
         self.error.is_some()
     }
+}
+
+/// A job the service accepted with 202: it must end `succeeded` later, whatever happened meanwhile.
+#[derive(Debug, Clone)]
+pub struct AcceptedJob {
+    pub id: String,
 }
 
 /// An upload the service acknowledged with 201: it must download with the same SHA-256 later.
@@ -81,6 +89,7 @@ pub struct VirtualUser {
     pub client: reqwest::Client,
     pub outcomes: Vec<Outcome>,
     pub acknowledged: Vec<Acknowledged>,
+    pub jobs: Vec<AcceptedJob>,
 }
 
 pub struct Load {
@@ -149,6 +158,7 @@ impl Load {
                     client,
                     outcomes: Vec::new(),
                     acknowledged: Vec::new(),
+                    jobs: Vec::new(),
                 };
                 tokio::spawn(run_user(
                     base.to_string(),
@@ -209,10 +219,11 @@ async fn run_user(
             1 | 5 | 9 => Op::Upload,
             3 | 7 | 11 => Op::Download,
             6 => Op::List,
+            10 => Op::StartJob,
             _ => Op::SessionRead,
         };
         step += 1;
-        if op == Op::Download && user.acknowledged.is_empty() {
+        if matches!(op, Op::Download | Op::StartJob) && user.acknowledged.is_empty() {
             continue;
         }
         let outcome = perform(&base, &mut user, op, &options, started).await;
@@ -270,12 +281,11 @@ async fn perform(
             .await
         }
         Op::Upload => {
-            let mut bytes = vec![0u8; options.upload_bytes];
-            rand::rng().fill(&mut bytes[..]);
+            let bytes = random_csv(options.upload_bytes);
             let sha = hex::encode(Sha256::digest(&bytes));
             let res = client
-                .post(format!("{base}/api/v1/files?name=load.bin"))
-                .header("content-type", "application/octet-stream")
+                .post(format!("{base}/api/v1/files?name=load.csv"))
+                .header("content-type", "text/csv")
                 .body(bytes)
                 .send()
                 .await;
@@ -301,6 +311,34 @@ async fn perform(
                     }
                 }
                 other => check(other, 201).await,
+            }
+        }
+        Op::StartJob => {
+            let i = rand::rng().random_range(0..user.acknowledged.len());
+            let file = &user.acknowledged[i].id;
+            let res = client
+                .post(format!("{base}/api/v1/files/{file}/jobs"))
+                .json(&serde_json::json!({ "kind": "profile" }))
+                .send()
+                .await;
+            match res {
+                Ok(res) if res.status() == 202 => {
+                    let replica = replica_of(&res);
+                    match res.json::<serde_json::Value>().await {
+                        Ok(job) if job["id"].is_string() => {
+                            let id = job["id"].as_str().unwrap_or_default().to_string();
+                            user.jobs.push(AcceptedJob { id });
+                            (Some(202), None, replica)
+                        }
+                        Ok(job) => (Some(202), Some(format!("no job id in 202: {job}")), replica),
+                        Err(e) => (
+                            Some(202),
+                            Some(format!("202 body unreadable: {e}")),
+                            replica,
+                        ),
+                    }
+                }
+                other => check(other, 202).await,
             }
         }
         Op::Download => {
@@ -337,6 +375,20 @@ async fn perform(
         error,
         replica,
     }
+}
+
+/// A CSV of random numbers and labels, about `bytes` long (so every upload can be profiled).
+fn random_csv(bytes: usize) -> Vec<u8> {
+    let mut rng = rand::rng();
+    let mut out = b"id,amount,label\n".to_vec();
+    let mut row = 0u64;
+    while out.len() < bytes {
+        let amount: f64 = rng.random_range(-1000.0..1000.0);
+        let label: u32 = rng.random();
+        out.extend_from_slice(format!("{row},{amount:.3},l{label:x}\n").as_bytes());
+        row += 1;
+    }
+    out
 }
 
 async fn check(
@@ -414,6 +466,34 @@ impl LoadReport {
                 };
                 if !ok {
                     lost.push(file.id.clone());
+                }
+            }
+        }
+        lost
+    }
+
+    pub fn accepted_jobs(&self) -> usize {
+        self.users.iter().map(|u| u.jobs.len()).sum()
+    }
+
+    /// Waits (up to `deadline`) for every accepted job to end and returns those that did not end
+    /// `succeeded` ("id: status/error"): the work the service lost or broke.
+    pub async fn lost_jobs(&self, base: &str, deadline: Duration) -> Vec<String> {
+        let until = Instant::now() + deadline;
+        let mut lost = Vec::new();
+        for user in &self.users {
+            for job in &user.jobs {
+                let last = loop {
+                    let seen = crate::api::job(&user.client, base, &job.id).await;
+                    if seen.as_ref().is_some_and(crate::api::has_ended) || Instant::now() >= until {
+                        break seen;
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                };
+                match last {
+                    Some(j) if j["status"] == "succeeded" => {}
+                    Some(j) => lost.push(format!("{}: {} {}", job.id, j["status"], j["error"])),
+                    None => lost.push(format!("{}: not readable", job.id)),
                 }
             }
         }

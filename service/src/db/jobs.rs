@@ -152,7 +152,8 @@ pub async fn claim(db: &Db, owner: &str, lease_ms: i64) -> Result<Option<JobRow>
         "UPDATE jobs SET status = '{RUNNING}', attempts = attempts + 1, lease_owner = $1, \
          lease_expires_ms = $2, started_at = COALESCE(started_at, $3), updated_at = $3 \
          WHERE id = (SELECT id FROM jobs \
-             WHERE (status = '{QUEUED}' OR (status = '{RUNNING}' AND lease_expires_ms < $4)) \
+             WHERE ((status = '{QUEUED}' AND (run_after_ms IS NULL OR run_after_ms <= $4)) \
+                    OR (status = '{RUNNING}' AND lease_expires_ms < $4)) \
                AND attempts < max_attempts \
              ORDER BY created_at, id LIMIT 1 {lock}) \
          RETURNING {COLUMNS}"
@@ -237,9 +238,11 @@ pub enum Finish {
     Failed {
         error: String,
     },
-    /// A transient failure (storage down...): queued again unless attempts are used up.
+    /// A transient failure (storage down...): queued again unless attempts are used up, and not
+    /// claimed again before `run_after_ms` (Unix milliseconds).
     Retry {
         error: String,
+        run_after_ms: i64,
     },
     /// Shutdown: handed back without counting the attempt.
     Released,
@@ -281,7 +284,7 @@ pub async fn finish(
         Finish::Retry { .. } => format!(
             "UPDATE jobs SET status = CASE WHEN attempts >= max_attempts THEN '{FAILED}' ELSE '{QUEUED}' END, \
              finished_at = CASE WHEN attempts >= max_attempts THEN $3 ELSE NULL END, \
-             error = $4, {released}, updated_at = $3 {guard}"
+             error = $4, run_after_ms = $5, {released}, updated_at = $3 {guard}"
         ),
         Finish::Released => format!(
             "UPDATE jobs SET status = '{QUEUED}', attempts = attempts - 1, {released}, updated_at = $3 {guard}"
@@ -295,7 +298,8 @@ pub async fn finish(
         let query = sqlx::query(&sql).bind(id).bind(owner).bind(now);
         let query = match finish {
             Finish::Succeeded { result_key, summary } => query.bind(result_key).bind(summary),
-            Finish::Failed { error } | Finish::Retry { error } => query.bind(error),
+            Finish::Failed { error } => query.bind(error),
+            Finish::Retry { error, run_after_ms } => query.bind(error).bind(run_after_ms),
             Finish::Released => query,
         };
         let changed = query.execute(&mut *tx).await?.rows_affected() == 1;

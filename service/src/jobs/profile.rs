@@ -5,6 +5,7 @@
 use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use bytes::Bytes;
 use csv_profile::{ProfileError, ProfileOptions};
@@ -12,7 +13,7 @@ use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use super::worker::Control;
 use crate::db::files;
-use crate::db::jobs::{Finish, JobRow};
+use crate::db::jobs::{self, Finish, JobRow};
 use crate::state::AppState;
 use crate::storage::StorageError;
 
@@ -24,6 +25,22 @@ pub fn result_key(file_key: &str, job: uuid::Uuid) -> String {
     format!("{file_key}.jobs/{job}.json")
 }
 
+/// A transient failure: the job is queued again after the backoff for this attempt
+/// (`JOB_RETRY_BACKOFF`, doubled after each failed attempt, at most 5 minutes).
+fn retry(state: &AppState, job: &JobRow, error: impl Into<String>) -> Finish {
+    const MAX_BACKOFF: Duration = Duration::from_secs(300);
+    let doublings = u32::try_from(job.attempts.max(1) - 1).unwrap_or(0).min(16);
+    let backoff = state
+        .config
+        .job_retry_backoff
+        .saturating_mul(1 << doublings)
+        .min(MAX_BACKOFF);
+    Finish::Retry {
+        error: error.into(),
+        run_after_ms: jobs::now_ms() + backoff.as_millis() as i64,
+    }
+}
+
 pub(super) async fn execute(state: &AppState, job: &JobRow, control: Arc<Control>) -> Finish {
     let file = match files::find(&state.db, job.user_id, job.file_id).await {
         Ok(Some(file)) => file,
@@ -33,9 +50,7 @@ pub(super) async fn execute(state: &AppState, job: &JobRow, control: Arc<Control
             };
         }
         Err(error) => {
-            return Finish::Retry {
-                error: format!("database: {error}"),
-            };
+            return retry(state, job, format!("database: {error}"));
         }
     };
     let object = match state.store.get(&file.object_key, None).await {
@@ -46,27 +61,21 @@ pub(super) async fn execute(state: &AppState, job: &JobRow, control: Arc<Control
             };
         }
         Err(error) => {
-            return Finish::Retry {
-                error: error.to_string(),
-            };
+            return retry(state, job, error.to_string());
         }
     };
     let reader = SyncIoBridge::new(StreamReader::new(object.body));
     let profiled = match run_on_own_thread(job.id, reader, control).await {
         Some(result) => result,
         None => {
-            return Finish::Retry {
-                error: "the profiling thread stopped unexpectedly".into(),
-            };
+            return retry(state, job, "the profiling thread stopped unexpectedly");
         }
     };
     let profile = match profiled {
         Ok(profile) => profile,
         // Storage failing mid-read is transient; cancellation is decided by the caller.
         Err(error @ ProfileError::Io { .. }) => {
-            return Finish::Retry {
-                error: error.to_string(),
-            };
+            return retry(state, job, error.to_string());
         }
         Err(error @ ProfileError::Cancelled { .. }) => {
             return Finish::Failed {
@@ -101,9 +110,7 @@ pub(super) async fn execute(state: &AppState, job: &JobRow, control: Arc<Control
         .put(&key, "application/json", Box::pin(body), u64::MAX)
         .await
     {
-        return Finish::Retry {
-            error: format!("storing the result: {error}"),
-        };
+        return retry(state, job, format!("storing the result: {error}"));
     }
     Finish::Succeeded {
         result_key: key,

@@ -144,7 +144,9 @@ async fn run(state: &AppState, job: JobRow, owner: &str, release: &CancellationT
     match &finish {
         Finish::Succeeded { .. } => tracing::info!(elapsed = ?started.elapsed(), "job succeeded"),
         Finish::Failed { error } => tracing::info!(%error, "job failed"),
-        Finish::Retry { error } => tracing::warn!(%error, "job attempt failed; it will be retried"),
+        Finish::Retry { error, .. } => {
+            tracing::warn!(%error, "job attempt failed; it will be retried")
+        }
         Finish::Released => tracing::info!("job released to the queue"),
     }
     record(state, &job, owner, &finish).await;

@@ -275,3 +275,45 @@ async fn jobs_run_in_the_embedded_sqlite_mode() {
     assert_eq!(done["status"], "succeeded", "{done}");
     assert_eq!(done["result"]["rows"], 3);
 }
+
+#[tokio::test]
+async fn a_transient_storage_failure_is_retried_after_the_backoff() {
+    let app = spawn_app_with(&["--job-retry-backoff", "3s", "--job-poll-interval", "100ms"]).await;
+    let cookie = app.signed_in(&unique_name("jobs")).await;
+    let file = upload(&app, &cookie, "scores.csv", CSV).await;
+    app.store
+        .fail
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let job = start_job(&app, &cookie, file["id"].as_str().unwrap()).await;
+    let id: uuid::Uuid = job["id"].as_str().unwrap().parse().unwrap();
+
+    // The first attempt fails on the store and hands the job back to the queue.
+    let first = testkit::wait_until("the first attempt to end", WAIT, || async {
+        let attempts = data_processor::db::jobs::attempts(&app.state.db, id)
+            .await
+            .ok()?;
+        let first = attempts.first()?.clone();
+        first.ended_ms.is_some().then_some(first)
+    })
+    .await;
+    assert_eq!(first.outcome.as_deref(), Some("retry"));
+    let queued = get_job(&app, &cookie, &id.to_string()).await;
+    let queued = json(queued).await;
+    assert_eq!(queued["status"], "queued", "{queued}");
+    assert_eq!(queued["attempts"], 1, "{queued}");
+
+    app.store
+        .fail
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let done = finished(&app, &cookie, &id.to_string()).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["attempts"], 2, "{done}");
+    let attempts = data_processor::db::jobs::attempts(&app.state.db, id)
+        .await
+        .unwrap();
+    let waited = attempts[1].started_ms - first.ended_ms.unwrap();
+    assert!(
+        waited >= 3000,
+        "the retry came {waited} ms after the failure, before the 3 s backoff: {attempts:?}"
+    );
+}
