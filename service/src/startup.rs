@@ -21,7 +21,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::configuration::Config;
 use crate::db::{Db, DbError};
-use crate::middleware::{csrf, drain, metrics, problem};
+use crate::middleware::{csrf, drain, metrics, problem, request_id};
 use crate::routes;
 use crate::sessions::{self, AppSessionStore};
 use crate::state::AppState;
@@ -256,6 +256,7 @@ pub fn build_router(state: AppState, session_store: AppSessionStore) -> Router {
                 header::SET_COOKIE,
                 header::AUTHORIZATION,
             ]))
+            .layer(axum::middleware::from_fn(request_id::drop_unusable))
             .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
             .layer(PropagateRequestIdLayer::new(REQUEST_ID))
             .layer(SetResponseHeaderLayer::overriding(SERVED_BY, served_by))

@@ -2,5 +2,7 @@
 
 pub mod csrf;
 pub mod drain;
+pub mod internal;
 pub mod metrics;
 pub mod problem;
+pub mod request_id;

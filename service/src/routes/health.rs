@@ -11,15 +11,18 @@ use axum::routing::get;
 use serde::Serialize;
 
 use crate::error::{ApiError, PROBLEM_JSON};
-use crate::middleware::metrics;
+use crate::middleware::{internal, metrics};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
+    let internal = Router::new()
+        .route("/metrics", get(metrics_text))
+        .route("/api/v1/_ping-db", get(ping_db))
+        .route_layer(axum::middleware::from_fn(internal::reject_forwarded));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics_text))
-        .route("/api/v1/_ping-db", get(ping_db))
+        .merge(internal)
 }
 
 /// Alive while the process serves. Never touches the database: a database failover must not
@@ -96,7 +99,7 @@ async fn check(limit: Duration, probe: impl Future<Output = Result<(), String>>)
     }
 }
 
-/// Prometheus text exposition.
+/// Prometheus text exposition (internal: not through the load balancer).
 async fn metrics_text(State(state): State<AppState>) -> Response {
     let (size, idle) = state.db.pool_usage();
     ::metrics::gauge!("db_pool_connections").set(f64::from(size));
@@ -111,7 +114,8 @@ async fn metrics_text(State(state): State<AppState>) -> Response {
 }
 
 /// One `SELECT 1` through the pool: the benchmark's database baseline (what a session lookup
-/// costs beyond the round trip). Public and harmless: it reveals nothing but availability.
+/// costs beyond the round trip). Internal: from the internet it would be a free way to load the
+/// database.
 #[tracing::instrument(skip_all)]
 async fn ping_db(State(state): State<AppState>) -> Result<&'static str, ApiError> {
     state.db.ping().await?;

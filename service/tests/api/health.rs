@@ -1,6 +1,6 @@
 use std::sync::atomic::Ordering;
 
-use crate::helpers::{json, spawn_app};
+use crate::helpers::{assert_problem, json, spawn_app};
 
 #[tokio::test]
 async fn healthz_and_readyz_answer_200_when_dependencies_are_up() {
@@ -46,6 +46,23 @@ async fn request_ids_are_generated_or_kept_and_the_replica_is_named() {
         .await
         .unwrap();
     assert_eq!(kept.headers()["x-request-id"], "trace-me-123");
+
+    // Not a plain token (it would end up in every log line): replaced by a fresh UUID.
+    for unusable in ["two words", "a\"quote", &"x".repeat(129)] {
+        let replaced = app
+            .client
+            .get(app.url("/healthz"))
+            .header("x-request-id", unusable)
+            .send()
+            .await
+            .unwrap();
+        let id = replaced.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert_ne!(id, *unusable);
+        assert!(uuid::Uuid::parse_str(&id).is_ok(), "not a UUID: {id}");
+    }
 }
 
 #[tokio::test]
@@ -66,4 +83,34 @@ async fn metrics_count_requests_by_route_and_status() {
     );
     assert!(text.contains("http_requests_in_flight"), "{text}");
     assert!(text.contains("db_pool_connections"), "{text}");
+}
+
+#[tokio::test]
+async fn internal_endpoints_do_not_exist_through_a_load_balancer() {
+    let app = spawn_app().await;
+    for path in ["/metrics", "/api/v1/_ping-db"] {
+        assert_eq!(app.get(path).await.status(), 200, "{path} direct");
+        for (name, value) in [
+            ("x-forwarded-for", "203.0.113.7"),
+            ("forwarded", "for=203.0.113.7;proto=https"),
+        ] {
+            let forwarded = app
+                .client
+                .get(app.url(path))
+                .header(name, value)
+                .send()
+                .await
+                .unwrap();
+            assert_problem(forwarded, 404).await;
+        }
+    }
+    // Everything else is served through the load balancer as usual.
+    let health = app
+        .client
+        .get(app.url("/healthz"))
+        .header("x-forwarded-for", "203.0.113.7")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
 }
