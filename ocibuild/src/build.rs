@@ -22,6 +22,8 @@ pub struct StaticBuild {
     pub target_dir: Option<PathBuf>,
     /// Pass `--locked` (the default): a release must build from the checked-in Cargo.lock.
     pub locked: bool,
+    /// Cargo profile (default `release`).
+    pub profile: String,
 }
 
 impl StaticBuild {
@@ -32,7 +34,14 @@ impl StaticBuild {
             bin: bin.to_string(),
             target_dir: None,
             locked: true,
+            profile: "release".to_string(),
         }
+    }
+
+    /// Builds with another cargo profile than `release` (tests use a quicker one).
+    pub fn profile(mut self, profile: &str) -> Self {
+        self.profile = profile.to_string();
+        self
     }
 
     pub fn target_dir(mut self, dir: impl Into<PathBuf>) -> Self {
@@ -41,7 +50,7 @@ impl StaticBuild {
     }
 }
 
-/// Runs `cargo build --release --target x86_64-unknown-linux-gnu` with `+crt-static`, hands
+/// Runs `cargo build --profile PROFILE --target x86_64-unknown-linux-gnu` with `+crt-static`, hands
 /// every line cargo prints (progress and diagnostics) to `on_line`, and returns the path of the
 /// static executable after checking it really has no dynamic loader.
 ///
@@ -53,7 +62,13 @@ pub fn build_static_binary(
 ) -> Result<PathBuf, BuildError> {
     let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     cmd.current_dir(&build.workspace_dir)
-        .args(["build", "--release", "--target", STATIC_TARGET])
+        .args([
+            "build",
+            "--profile",
+            &build.profile,
+            "--target",
+            STATIC_TARGET,
+        ])
         .args(["-p", &build.package, "--bin", &build.bin])
         .args([
             "--message-format",

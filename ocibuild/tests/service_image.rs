@@ -18,7 +18,9 @@ use testkit::registry::Registry;
 #[tokio::test]
 async fn service_image_answers_healthz_and_stops_on_sigterm() {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    // The quicker `image-test` profile: this test is about the image, not the code's speed.
     let build = StaticBuild::new(&workspace, "data-processor", "data-processor")
+        .profile("image-test")
         .target_dir(Path::new(env!("CARGO_TARGET_TMPDIR")).join("static-service"));
     let binary = tokio::task::spawn_blocking(move || {
         build_static_binary(&build, |line| eprintln!("[service build] {line}"))
