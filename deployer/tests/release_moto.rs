@@ -85,7 +85,7 @@ async fn first_release_creates_everything_and_second_is_a_noop() {
         c.health_check().unwrap().command(),
         ["CMD", "/usr/local/bin/data-processor", "healthcheck"]
     );
-    assert_eq!(c.secrets().len(), 2);
+    assert_eq!(c.secrets().len(), 1);
     assert_eq!(
         c.log_configuration().unwrap().log_driver().as_str(),
         "awslogs"

@@ -66,8 +66,8 @@ pub async fn log_out(session: &Session) -> Result<(), ApiError> {
 }
 
 fn expiry(state: &AppState, now: OffsetDateTime, authenticated_at: OffsetDateTime) -> Expiry {
-    let idle_end = now + to_time(state.config.session_idle_timeout);
-    let absolute_end = authenticated_at + to_time(state.config.session_absolute_timeout);
+    let idle_end = now + to_time(state.sessions.idle_timeout);
+    let absolute_end = authenticated_at + to_time(state.sessions.absolute_timeout);
     Expiry::AtDateTime(idle_end.min(absolute_end))
 }
 
@@ -82,18 +82,32 @@ where
         let state = AppState::from_ref(state);
         let session = Session::from_request_parts(parts, &state)
             .await
-            .map_err(|(_, msg)| ApiError::Internal(format!("no session layer: {msg}")))?;
-        let Some(mut user) = session.get::<SessionUser>(USER_KEY).await? else {
+            .map_err(|(_, msg)| ApiError::internal(format!("no session layer: {msg}")))?;
+        let user = match session.get::<SessionUser>(USER_KEY).await {
+            Ok(user) => user,
+            // The record decoded but its user entry does not (written by an incompatible
+            // release): the session is dropped and its owner logs in again.
+            Err(tower_sessions::session::Error::SerdeJson(error)) => {
+                tracing::warn!(error = %error, "a session's user entry does not decode; dropping the session");
+                session.flush().await?;
+                return Err(ApiError::Unauthorized);
+            }
+            Err(error) => return Err(error.into()),
+        };
+        let Some(mut user) = user else {
             return Err(ApiError::Unauthorized);
         };
         let now = OffsetDateTime::now_utc();
-        let authenticated_at = OffsetDateTime::from_unix_timestamp(user.authenticated_at)
-            .map_err(|e| ApiError::Internal(format!("bad session timestamp: {e}")))?;
-        if now >= authenticated_at + to_time(state.config.session_absolute_timeout) {
+        let Ok(authenticated_at) = OffsetDateTime::from_unix_timestamp(user.authenticated_at)
+        else {
+            session.flush().await?;
+            return Err(ApiError::Unauthorized);
+        };
+        if now >= authenticated_at + to_time(state.sessions.absolute_timeout) {
             session.flush().await?;
             return Err(ApiError::Unauthorized);
         }
-        let refresh_every = to_time(state.config.session_refresh_interval());
+        let refresh_every = to_time(state.sessions.refresh_interval());
         if now.unix_timestamp() - user.refreshed_at >= refresh_every.whole_seconds().max(1) {
             user.refreshed_at = now.unix_timestamp();
             session.set_expiry(Some(expiry(&state, now, authenticated_at)));

@@ -6,7 +6,10 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use secrecy::{ExposeSecret, SecretString};
 
+use crate::db::{DatabaseKind, DbSettings};
+use crate::sessions::SessionSettings;
 use crate::storage::StorageSettings;
 
 /// Where the embedded mode keeps its data when nothing is configured.
@@ -56,8 +59,9 @@ pub struct Config {
 
     /// Database: `postgres://user:pass@host:5432/db` (production) or `sqlite://path` (embedded,
     /// single node). Default: a SQLite file under ./data.
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-    pub database_url: Option<String>,
+    /// Held as a secret: `Debug` prints it redacted.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_parser = parse_secret)]
+    pub database_url: Option<SecretString>,
 
     /// Maximum database connections per process (2-4 per core is enough; keep
     /// replicas x this under the database's connection limit).
@@ -122,6 +126,61 @@ pub struct Config {
     /// The window in which failed logins are counted (and the longest lockout).
     #[arg(long, env = "LOGIN_FAILURE_WINDOW", default_value = "15m", value_parser = humantime::parse_duration)]
     pub login_failure_window: Duration,
+
+    /// Past LOGIN_MAX_FAILURES failed logins *from one client address* for a username, that client
+    /// gets 429 for the rest of the window; other addresses are not refused. This many failures
+    /// for a username from all addresses together only slow its logins down (a delay per attempt),
+    /// so nobody can lock a chosen user out.
+    #[arg(long, env = "LOGIN_USER_SLOWDOWN_AFTER", default_value_t = 20)]
+    pub login_user_slowdown_after: u32,
+
+    /// Password hashes (Argon2id, 19 MiB each) computed at once on this replica; more wait in
+    /// line. Default: the number of CPU cores.
+    #[arg(long, env = "PASSWORD_HASH_CONCURRENCY")]
+    pub password_hash_concurrency: Option<usize>,
+
+    /// How long a registration or login waits for a hashing slot before 503 + Retry-After.
+    #[arg(long, env = "PASSWORD_HASH_QUEUE_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub password_hash_queue_timeout: Duration,
+
+    /// Registrations and login attempts allowed per client address per minute (each route
+    /// separately), on this replica; past it 429 + Retry-After.
+    #[arg(long, env = "AUTH_RATE_LIMIT_PER_MINUTE", default_value_t = 30)]
+    pub auth_rate_limit_per_minute: u32,
+
+    /// How many of those requests a client address may send in a burst.
+    #[arg(long, env = "AUTH_RATE_LIMIT_BURST", default_value_t = 10)]
+    pub auth_rate_limit_burst: u32,
+
+    /// How many proxies in front of the service append to `X-Forwarded-For` (1 behind an ALB).
+    /// The client address is the entry this many places from the right; 0 (the default) ignores
+    /// the header and uses the TCP peer, since anyone can send the header.
+    #[arg(long, env = "TRUSTED_PROXY_HOPS", default_value_t = 0)]
+    pub trusted_proxy_hops: usize,
+
+    /// Uploads in progress at once on this replica (each holds up to two S3 parts in memory);
+    /// past it 503 + Retry-After.
+    #[arg(long, env = "UPLOAD_MAX_CONCURRENT", default_value_t = 16)]
+    pub upload_max_concurrent: usize,
+
+    /// An upload whose body sends nothing for this long is aborted (408), with its multipart
+    /// upload.
+    #[arg(long, env = "UPLOAD_IDLE_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub upload_idle_timeout: Duration,
+
+    /// Every request except uploads and downloads (which stream, bounded by the idle timeout)
+    /// is answered within this time, or 503.
+    #[arg(long, env = "REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub request_timeout: Duration,
+
+    /// HTTP/2: a connection is pinged this often and closed when a ping is not answered within
+    /// the same time (a vanished peer does not hold its streams forever).
+    #[arg(long, env = "HTTP2_KEEPALIVE_INTERVAL", default_value = "20s", value_parser = humantime::parse_duration)]
+    pub http2_keepalive_interval: Duration,
+
+    /// HTTP/2: streams (concurrent requests) one connection may open.
+    #[arg(long, env = "HTTP2_MAX_CONCURRENT_STREAMS", default_value_t = 128)]
+    pub http2_max_concurrent_streams: u32,
 
     /// Each dependency check of /readyz must answer within this time.
     #[arg(long, env = "READINESS_TIMEOUT", default_value = "1s", value_parser = humantime::parse_duration)]
@@ -194,11 +253,8 @@ impl ConfigError {
     }
 }
 
-/// Which database the URL names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DatabaseKind {
-    Postgres,
-    Sqlite,
+fn parse_secret(raw: &str) -> Result<SecretString, std::convert::Infallible> {
+    Ok(SecretString::from(raw.to_string()))
 }
 
 impl Config {
@@ -219,10 +275,11 @@ impl Config {
         }
     }
 
-    pub fn database_url(&self) -> &str {
+    /// The database URL with its password: hand it only to the database layer.
+    fn database_url(&self) -> SecretString {
         self.database_url
-            .as_deref()
-            .unwrap_or(EMBEDDED_DATABASE_URL)
+            .clone()
+            .unwrap_or_else(|| SecretString::from(EMBEDDED_DATABASE_URL))
     }
 
     pub fn storage_url(&self) -> &str {
@@ -230,16 +287,31 @@ impl Config {
     }
 
     pub fn database_kind(&self) -> Result<DatabaseKind, ConfigError> {
-        let url = self.database_url();
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Ok(DatabaseKind::Postgres)
-        } else if url.starts_with("sqlite:") {
-            Ok(DatabaseKind::Sqlite)
-        } else {
-            Err(ConfigError::new(
+        DatabaseKind::of_url(self.database_url().expose_secret()).ok_or_else(|| {
+            ConfigError::new(
                 "DATABASE_URL",
                 "must start with postgres:// (or postgresql://) or sqlite:",
-            ))
+            )
+        })
+    }
+
+    pub fn db_settings(&self) -> DbSettings {
+        DbSettings {
+            url: self.database_url(),
+            max_connections: self.database_max_connections,
+            acquire_timeout: self.database_acquire_timeout,
+            statement_timeout: self.database_statement_timeout,
+            startup_timeout: self.database_startup_timeout,
+        }
+    }
+
+    pub fn session_settings(&self) -> SessionSettings {
+        SessionSettings {
+            idle_timeout: self.session_idle_timeout,
+            absolute_timeout: self.session_absolute_timeout,
+            cookie_secure: self.session_cookie_secure,
+            cleanup_interval: self.session_cleanup_interval,
+            login_failure_window: self.login_failure_window,
         }
     }
 
@@ -249,7 +321,8 @@ impl Config {
             || !self.storage_url().starts_with("s3://")
     }
 
-    pub fn replica_id(&self) -> String {
+    /// Resolved once at start (it may read /etc/hostname): use `AppState::replica_id`.
+    pub fn resolve_replica_id(&self) -> String {
         self.replica_id
             .clone()
             .or_else(|| std::env::var("HOSTNAME").ok())
@@ -277,16 +350,16 @@ impl Config {
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
     }
 
-    /// The session is written back (refreshing its idle expiry) at most this often, so reading a
-    /// session costs one SELECT instead of a write per request.
-    pub fn session_refresh_interval(&self) -> Duration {
-        (self.session_idle_timeout / 4).min(Duration::from_secs(60))
+    /// Password hashes at once on this replica.
+    pub fn password_hash_concurrency(&self) -> usize {
+        self.password_hash_concurrency
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
     }
 
     /// Checks what clap's types cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let kind = self.database_kind()?;
-        crate::db::check_url(kind, self.database_url())
+        crate::db::check_url(kind, self.database_url().expose_secret())
             .map_err(|problem| ConfigError::new("DATABASE_URL", problem))?;
         if self.storage_url().trim().is_empty() {
             return Err(ConfigError::new("STORAGE_URL", "must not be empty"));
@@ -310,6 +383,9 @@ impl Config {
             ("READINESS_TIMEOUT", self.readiness_timeout),
             ("SHUTDOWN_TIMEOUT", self.shutdown_timeout),
             ("HTTP_KEEPALIVE_TIMEOUT", self.http_keepalive_timeout),
+            ("UPLOAD_IDLE_TIMEOUT", self.upload_idle_timeout),
+            ("REQUEST_TIMEOUT", self.request_timeout),
+            ("HTTP2_KEEPALIVE_INTERVAL", self.http2_keepalive_interval),
         ] {
             if value.is_zero() {
                 return Err(ConfigError::new(variable, "must be longer than 0"));
@@ -350,6 +426,30 @@ impl Config {
                 "JOB_POLL_INTERVAL",
                 "must be longer than 0",
             ));
+        }
+        for (variable, value) in [
+            (
+                "LOGIN_USER_SLOWDOWN_AFTER",
+                self.login_user_slowdown_after as usize,
+            ),
+            (
+                "AUTH_RATE_LIMIT_PER_MINUTE",
+                self.auth_rate_limit_per_minute as usize,
+            ),
+            ("AUTH_RATE_LIMIT_BURST", self.auth_rate_limit_burst as usize),
+            ("UPLOAD_MAX_CONCURRENT", self.upload_max_concurrent),
+            (
+                "HTTP2_MAX_CONCURRENT_STREAMS",
+                self.http2_max_concurrent_streams as usize,
+            ),
+            (
+                "PASSWORD_HASH_CONCURRENCY",
+                self.password_hash_concurrency.unwrap_or(1),
+            ),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::new(variable, "must be at least 1"));
+            }
         }
         if self.upload_max_bytes == 0 {
             return Err(ConfigError::new("UPLOAD_MAX_BYTES", "must be at least 1"));
@@ -411,6 +511,21 @@ mod tests {
         assert!(cli.config.http_keepalive_timeout > Duration::from_secs(60));
         assert!(cli.config.shutdown_timeout < Duration::from_secs(30));
         assert_eq!(cli.config.upload_max_bytes, 1 << 30);
+    }
+
+    #[test]
+    fn the_database_password_never_reaches_debug_output() {
+        let cli =
+            parse(&["--database-url", "postgres://app:hunter2-secret@db/app"]).expect("parses");
+        cli.config.validate().expect("valid");
+        let printed = format!("{:?} {:?}", cli.config, cli.config.db_settings());
+        assert!(!printed.contains("hunter2-secret"), "{printed}");
+    }
+
+    #[test]
+    fn a_database_url_that_does_not_parse_is_a_configuration_error() {
+        let cli = parse(&["--database-url", "postgres://app@db:notaport/app"]).expect("parses");
+        assert_eq!(cli.config.validate().unwrap_err().variable, "DATABASE_URL");
     }
 
     #[test]

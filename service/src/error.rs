@@ -9,9 +9,14 @@ use serde::Serialize;
 
 use crate::db::DbError;
 use crate::domain::{PasswordError, UsernameError};
+use crate::report::{caused_by, report};
 use crate::storage::StorageError;
+use tower_http::timeout::TimeoutError;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// What any error source can be boxed into, keeping its chain.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -24,6 +29,8 @@ pub enum ApiError {
     #[error("not found")]
     NotFound,
     #[error("{0}")]
+    RequestTimeout(String),
+    #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
     PayloadTooLarge(String),
@@ -31,16 +38,39 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("{0}")]
     Validation(String),
+    /// The login lockout of one username from one client.
     #[error("too many failed attempts; retry in {retry_after_secs} s")]
     TooManyRequests { retry_after_secs: u64 },
+    /// The per-client-IP rate limit of an unauthenticated route.
+    #[error("too many requests from this address; retry in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
     /// A dependency (database, storage) is down or slow: retryable.
     #[error("the {dependency} is unavailable")]
     Unavailable {
         dependency: &'static str,
-        cause: String,
+        #[source]
+        cause: BoxError,
     },
-    #[error("internal error: {0}")]
-    Internal(String),
+    /// This replica is at one of its concurrency limits (password hashing, uploads): retryable,
+    /// here or on another replica.
+    #[error("the server is busy ({what}); retry in {retry_after_secs} s")]
+    Overloaded {
+        what: &'static str,
+        retry_after_secs: u64,
+    },
+    #[error("internal error")]
+    Internal(#[source] BoxError),
+}
+
+/// Set on an error response for the problem middleware, which logs it inside the request's span
+/// (so the line carries the request id); the client sees none of it.
+#[derive(Debug, Clone)]
+pub struct ErrorReport {
+    /// A 5xx that is our fault (logged as an error) rather than a dependency's (a warning).
+    pub internal: bool,
+    pub dependency: Option<&'static str>,
+    /// `report()` of the error.
+    pub chain: String,
 }
 
 /// The problem document.
@@ -60,12 +90,17 @@ impl ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::TooManyRequests { .. } | ApiError::RateLimited { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
+            ApiError::Unavailable { .. } | ApiError::Overloaded { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -81,10 +116,32 @@ impl ApiError {
         }
     }
 
-    pub fn unavailable(dependency: &'static str, cause: impl ToString) -> Self {
+    pub fn unavailable(dependency: &'static str, cause: impl Into<BoxError>) -> Self {
         ApiError::Unavailable {
             dependency,
-            cause: cause.to_string(),
+            cause: cause.into(),
+        }
+    }
+
+    /// A request body sent nothing within the idle timeout.
+    pub fn stalled_body() -> Self {
+        ApiError::RequestTimeout(
+            "the request body stalled: no data arrived within the upload idle timeout".into(),
+        )
+    }
+
+    pub fn internal(cause: impl Into<BoxError>) -> Self {
+        ApiError::Internal(cause.into())
+    }
+
+    fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            ApiError::TooManyRequests { retry_after_secs }
+            | ApiError::RateLimited { retry_after_secs }
+            | ApiError::Overloaded {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            _ => None,
         }
     }
 }
@@ -109,18 +166,25 @@ pub fn problem_response(status: StatusCode, detail: String) -> Response {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        match &self {
-            ApiError::Internal(cause) => tracing::error!(%cause, "request failed"),
-            ApiError::Unavailable { dependency, cause } => {
-                tracing::warn!(dependency, %cause, "dependency unavailable")
-            }
-            _ => {}
-        }
         let mut response = problem_response(status, self.detail());
-        if let ApiError::TooManyRequests { retry_after_secs } = self {
+        if let Some(secs) = self.retry_after_secs() {
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        match &self {
+            ApiError::Internal(_) | ApiError::Unavailable { .. } => {
+                let dependency = match &self {
+                    ApiError::Unavailable { dependency, .. } => Some(*dependency),
+                    _ => None,
+                };
+                response.extensions_mut().insert(ErrorReport {
+                    internal: dependency.is_none(),
+                    dependency,
+                    chain: report(&self),
+                });
+            }
+            _ => {}
         }
         response
     }
@@ -129,9 +193,12 @@ impl IntoResponse for ApiError {
 impl From<DbError> for ApiError {
     fn from(error: DbError) -> Self {
         match error {
-            DbError::Unavailable(cause) => ApiError::unavailable("database", cause),
+            DbError::Unavailable(cause) => ApiError::Unavailable {
+                dependency: "database",
+                cause,
+            },
             DbError::Conflict => ApiError::Conflict("the resource exists already".into()),
-            other => ApiError::Internal(other.to_string()),
+            other => ApiError::internal(other),
         }
     }
 }
@@ -142,10 +209,11 @@ impl From<StorageError> for ApiError {
             StorageError::TooLarge { limit } => ApiError::PayloadTooLarge(format!(
                 "the body is larger than the limit of {limit} bytes"
             )),
+            StorageError::Body(e) if caused_by::<TimeoutError>(&e) => ApiError::stalled_body(),
             StorageError::Body(e) => ApiError::BadRequest(format!("reading the body failed: {e}")),
             StorageError::NotFound { .. } => ApiError::NotFound,
-            StorageError::Unavailable(cause) => ApiError::unavailable("object storage", cause),
-            StorageError::Config(cause) => ApiError::Internal(cause),
+            error @ StorageError::Unavailable(_) => ApiError::unavailable("object storage", error),
+            error @ StorageError::Config(_) => ApiError::internal(error),
         }
     }
 }
@@ -162,15 +230,21 @@ impl From<PasswordError> for ApiError {
             PasswordError::TooShort | PasswordError::TooLong => {
                 ApiError::Validation(error.to_string())
             }
-            other => ApiError::Internal(other.to_string()),
+            other => ApiError::internal(other),
         }
     }
 }
 
 impl From<tower_sessions::session::Error> for ApiError {
     fn from(error: tower_sessions::session::Error) -> Self {
-        // Store errors are the database's (timeouts, refused connections): retryable.
-        ApiError::unavailable("database", error)
+        use tower_sessions::session::Error;
+        use tower_sessions::session_store::Error as StoreError;
+        match error {
+            // Backend errors are the database's (timeouts, refused connections): retryable. A
+            // corrupt row never gets here: the store drops it and reports no session.
+            Error::Store(StoreError::Backend(_)) => ApiError::unavailable("database", error),
+            other => ApiError::internal(other),
+        }
     }
 }
 

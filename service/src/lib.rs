@@ -7,7 +7,9 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod jobs;
+pub mod limits;
 pub mod middleware;
+pub mod report;
 pub mod routes;
 pub mod sessions;
 pub mod startup;
@@ -36,7 +38,7 @@ async fn serve(config: Config) -> i32 {
     };
     tracing::info!(
         port = app.port(),
-        replica = %app.state().config.replica_id(),
+        replica = %app.state().replica_id,
         storage = %app.state().store.describe(),
         "serving"
     );
@@ -46,8 +48,9 @@ async fn serve(config: Config) -> i32 {
 
 async fn migrate(config: Config) -> i32 {
     let result = async {
-        let db = db::Db::connect(&config)?;
-        db.migrate_when_available(&config).await
+        let settings = config.db_settings();
+        let db = db::Db::connect(&settings)?;
+        db.migrate_when_available(&settings).await
     }
     .await;
     match result {
@@ -60,8 +63,9 @@ async fn migrate(config: Config) -> i32 {
 }
 
 fn startup_failed(error: &StartupError) -> i32 {
-    tracing::error!(%error, "start-up failed");
-    eprintln!("data-processor: {error}");
+    let chain = report::report(error);
+    tracing::error!(error = %chain, "start-up failed");
+    eprintln!("data-processor: {chain}");
     error.exit_code()
 }
 

@@ -3,7 +3,7 @@
 //!
 //! Cost model: reading a session is one indexed SELECT; writing it is what makes requests slow,
 //! so a session is written only at login, at logout and when its idle expiry is refreshed, which
-//! happens at most once per `Config::session_refresh_interval` (see `auth`).
+//! happens at most once per `SessionSettings::refresh_interval` (see `auth`).
 
 use std::time::Duration;
 
@@ -14,13 +14,32 @@ use tower_sessions::session_store::{self, ExpiredDeletion, SessionStore};
 use tower_sessions::{Expiry, SessionManagerLayer};
 use tower_sessions_sqlx_store::{PostgresStore, SqliteStore};
 
-use crate::configuration::Config;
 use crate::db::{Db, Pool, login_throttle};
+use crate::report::report;
 
 /// The cookie's name. Not the default `id`, so it is recognisable in a browser's storage.
 pub const COOKIE_NAME: &str = "dp_session";
 /// The table our migration creates (the store's own `migrate()` is never called).
 const TABLE: &str = "sessions";
+
+/// What sessions need from the configuration.
+#[derive(Debug, Clone)]
+pub struct SessionSettings {
+    pub idle_timeout: Duration,
+    pub absolute_timeout: Duration,
+    pub cookie_secure: bool,
+    pub cleanup_interval: Duration,
+    /// Login counters older than this are deleted by the cleanup.
+    pub login_failure_window: Duration,
+}
+
+impl SessionSettings {
+    /// The session is written back (refreshing its idle expiry) at most this often, so reading a
+    /// session costs one SELECT instead of a write per request.
+    pub fn refresh_interval(&self) -> Duration {
+        (self.idle_timeout / 4).min(Duration::from_secs(60))
+    }
+}
 
 #[derive(Debug, Clone)]
 enum Backend {
@@ -91,10 +110,21 @@ impl SessionStore for AppSessionStore {
         }
     }
 
+    /// A row that does not decode (corrupted, or written by an incompatible release) is deleted
+    /// and reported as no session: its owner logs in again (401), instead of every request with
+    /// that cookie failing as if the database were down.
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
-        match &self.backend {
+        let loaded = match &self.backend {
             Backend::Postgres(s) => self.bounded(s.load(id)).await,
             Backend::Sqlite(s) => self.bounded(s.load(id)).await,
+        };
+        match loaded {
+            Err(error @ session_store::Error::Decode(_)) => {
+                tracing::warn!(error = %report(&error), "a session row does not decode; deleting it");
+                self.delete(id).await?;
+                Ok(None)
+            }
+            other => other,
         }
     }
 
@@ -107,14 +137,17 @@ impl SessionStore for AppSessionStore {
 }
 
 /// The session layer: cookie `HttpOnly`, `SameSite=Lax`, `Path=/`, `Secure` as configured.
-pub fn layer(store: AppSessionStore, config: &Config) -> SessionManagerLayer<AppSessionStore> {
+pub fn layer(
+    store: AppSessionStore,
+    settings: &SessionSettings,
+) -> SessionManagerLayer<AppSessionStore> {
     SessionManagerLayer::new(store)
         .with_name(COOKIE_NAME)
         .with_http_only(true)
         .with_same_site(SameSite::Lax)
-        .with_secure(config.session_cookie_secure)
+        .with_secure(settings.cookie_secure)
         .with_path("/")
-        .with_expiry(Expiry::OnInactivity(to_time(config.session_idle_timeout)))
+        .with_expiry(Expiry::OnInactivity(to_time(settings.idle_timeout)))
 }
 
 pub fn to_time(duration: Duration) -> time::Duration {
@@ -123,18 +156,18 @@ pub fn to_time(duration: Duration) -> time::Duration {
 
 /// Every `interval`, deletes expired sessions and stale login counters. Runs until the process
 /// ends; failures (the database is down) are logged and retried at the next tick.
-pub async fn cleanup_loop(store: AppSessionStore, db: Db, config: Config) {
-    let mut ticker = tokio::time::interval(config.session_cleanup_interval);
+pub async fn cleanup_loop(store: AppSessionStore, db: Db, settings: SessionSettings) {
+    let mut ticker = tokio::time::interval(settings.cleanup_interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let window = i64::try_from(config.login_failure_window.as_secs()).unwrap_or(i64::MAX);
+    let window = i64::try_from(settings.login_failure_window.as_secs()).unwrap_or(i64::MAX);
     loop {
         ticker.tick().await;
         if let Err(e) = store.delete_expired().await {
-            tracing::warn!(error = %e, "deleting expired sessions failed; retrying next interval");
+            tracing::warn!(error = %report(&e), "deleting expired sessions failed; retrying next interval");
         }
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         if let Err(e) = login_throttle::delete_stale(&db, now, window).await {
-            tracing::warn!(error = %e, "deleting stale login counters failed; retrying next interval");
+            tracing::warn!(error = %report(&e), "deleting stale login counters failed; retrying next interval");
         }
     }
 }

@@ -6,13 +6,14 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::ConnectInfo;
 use axum::http::{HeaderName, HeaderValue, header};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tower::ServiceBuilder;
+use tower::{ServiceBuilder, ServiceExt};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveHeadersLayer;
@@ -21,23 +22,24 @@ use tower_http::trace::TraceLayer;
 
 use crate::configuration::Config;
 use crate::db::{Db, DbError};
-use crate::middleware::{csrf, drain, metrics, problem, request_id};
+use crate::middleware::request_id::{self, REQUEST_ID};
+use crate::middleware::{csrf, drain, metrics, problem};
 use crate::routes;
 use crate::sessions::{self, AppSessionStore};
 use crate::state::AppState;
 use crate::storage::{self, SharedStore, StorageError};
 use crate::telemetry::{self, RequestLine, RequestSpan};
 
-pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// Which replica answered (set on every response).
 pub const SERVED_BY: HeaderName = HeaderName::from_static("x-served-by");
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     #[error("invalid configuration: STORAGE_URL: {0}")]
     StorageConfig(String),
-    #[error("object storage: {0}")]
-    Storage(StorageError),
-    #[error("database (DATABASE_URL): {0}")]
+    #[error("object storage")]
+    Storage(#[source] StorageError),
+    #[error("database (DATABASE_URL)")]
     Database(#[from] DbError),
     #[error("sessions: {0}")]
     Sessions(String),
@@ -52,7 +54,7 @@ impl StartupError {
     /// 2 for configuration the operator must fix, 1 for everything else (retryable by a restart).
     pub fn exit_code(&self) -> i32 {
         match self {
-            StartupError::StorageConfig(_) => 2,
+            StartupError::StorageConfig(_) | StartupError::Database(DbError::Config(_)) => 2,
             _ => 1,
         }
     }
@@ -91,8 +93,9 @@ impl Application {
                 "embedded mode: SQLite and/or local storage keep state on this machine; run a single replica only"
             );
         }
-        let db = Db::connect(&config)?;
-        db.migrate_when_available(&config).await?;
+        let db_settings = config.db_settings();
+        let db = Db::connect(&db_settings)?;
+        db.migrate_when_available(&db_settings).await?;
         let session_store = AppSessionStore::new(&db, config.database_statement_timeout)
             .map_err(StartupError::Sessions)?;
         // Off the runtime like every hash: it costs tens of milliseconds of CPU.
@@ -147,7 +150,10 @@ impl Application {
         let cleanup = tokio::spawn(sessions::cleanup_loop(
             session_store,
             state.db.clone(),
-            (*config).clone(),
+            state.sessions.clone(),
+        ));
+        let forget_clients = tokio::spawn(crate::limits::forget_idle_clients_loop(
+            state.limits.clone(),
         ));
 
         // Job workers stop claiming at the signal; running jobs get the shutdown budget less a
@@ -171,7 +177,13 @@ impl Application {
             .http1()
             .timer(TokioTimer::new())
             .header_read_timeout(config.http_keepalive_timeout);
-        builder.http2().timer(TokioTimer::new());
+        // A peer that vanished (no FIN) is found by pings, not kept with its streams forever.
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .keep_alive_interval(config.http2_keepalive_interval)
+            .keep_alive_timeout(config.http2_keepalive_interval)
+            .max_concurrent_streams(config.http2_max_concurrent_streams);
         let graceful = GracefulShutdown::new();
 
         tokio::pin!(signal);
@@ -192,7 +204,7 @@ impl Application {
         loop {
             tokio::select! {
                 accepted = listener.accept() => {
-                    let (stream, _) = match accepted {
+                    let (stream, peer) = match accepted {
                         Ok(conn) => conn,
                         Err(error) => {
                             // Out of file descriptors and the like: back off instead of spinning.
@@ -201,7 +213,16 @@ impl Application {
                             continue;
                         }
                     };
-                    let service = TowerToHyperService::new(router.clone());
+                    // Responses are written whole or in large frames: Nagle only adds latency.
+                    if let Err(error) = stream.set_nodelay(true) {
+                        tracing::debug!(%error, "setting TCP_NODELAY failed");
+                    }
+                    // The peer address, for `ClientIp` (rate limits, the login lockout).
+                    let service = router.clone().map_request(move |mut request: hyper::Request<hyper::body::Incoming>| {
+                        request.extensions_mut().insert(ConnectInfo(peer));
+                        request
+                    });
+                    let service = TowerToHyperService::new(service);
                     let connection = builder
                         .serve_connection_with_upgrades(TokioIo::new(stream), service)
                         .into_owned();
@@ -235,44 +256,47 @@ impl Application {
             tracing::warn!("job workers did not stop in time");
         }
         cleanup.abort();
+        forget_clients.abort();
     }
 }
 
 /// The router with every cross-cutting layer, outermost first.
 pub fn build_router(state: AppState, session_store: AppSessionStore) -> Router {
-    let served_by = HeaderValue::from_str(&state.config.replica_id())
+    let served_by = HeaderValue::from_str(&state.replica_id)
         .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
-    let session_layer = sessions::layer(session_store, &state.config);
+    let session_layer = sessions::layer(session_store, &state.sessions);
     // Installs the metrics recorder before the first request is counted.
     let _ = metrics::handle();
     let drain = axum::middleware::from_fn_with_state(
         state.clone(),
         drain::close_connections_while_draining,
     );
-    routes::router().with_state(state).layer(
-        ServiceBuilder::new()
-            .layer(SetSensitiveHeadersLayer::new([
-                header::COOKIE,
-                header::SET_COOKIE,
-                header::AUTHORIZATION,
-            ]))
-            .layer(axum::middleware::from_fn(request_id::drop_unusable))
-            .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-            .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-            .layer(SetResponseHeaderLayer::overriding(SERVED_BY, served_by))
-            .layer(drain)
-            .layer(
-                TraceLayer::new_for_http()
-                    .make_span_with(RequestSpan)
-                    .on_request(())
-                    .on_response(RequestLine)
-                    .on_failure(()),
-            )
-            .layer(axum::middleware::from_fn(telemetry::remember_request_span))
-            .layer(axum::middleware::from_fn(metrics::record))
-            .layer(axum::middleware::from_fn(problem::errors_as_problems))
-            .layer(CatchPanicLayer::new())
-            .layer(axum::middleware::from_fn(csrf::reject_cross_site))
-            .layer(session_layer),
-    )
+    routes::router(state.config.request_timeout)
+        .with_state(state)
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetSensitiveHeadersLayer::new([
+                    header::COOKIE,
+                    header::SET_COOKIE,
+                    header::AUTHORIZATION,
+                ]))
+                .layer(axum::middleware::from_fn(request_id::drop_unusable))
+                .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+                .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+                .layer(SetResponseHeaderLayer::overriding(SERVED_BY, served_by))
+                .layer(drain)
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(RequestSpan)
+                        .on_request(())
+                        .on_response(RequestLine)
+                        .on_failure(()),
+                )
+                .layer(axum::middleware::from_fn(telemetry::remember_request_span))
+                .layer(axum::middleware::from_fn(metrics::record))
+                .layer(axum::middleware::from_fn(problem::errors_as_problems))
+                .layer(CatchPanicLayer::new())
+                .layer(axum::middleware::from_fn(csrf::reject_cross_site))
+                .layer(session_layer),
+        )
 }

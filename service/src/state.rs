@@ -5,6 +5,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::configuration::Config;
 use crate::db::Db;
+use crate::limits::Limits;
+use crate::sessions::SessionSettings;
 use crate::storage::SharedStore;
 
 #[derive(Clone)]
@@ -12,6 +14,11 @@ pub struct AppState {
     pub db: Db,
     pub store: SharedStore,
     pub config: Arc<Config>,
+    pub sessions: SessionSettings,
+    /// This replica's name (`x-served-by`, job ownership), resolved once at start.
+    pub replica_id: Arc<str>,
+    /// The bounds on what anonymous clients can make this replica do.
+    pub limits: Arc<Limits>,
     /// Set once shutdown starts: `/readyz` answers 503 from then on.
     pub draining: Arc<AtomicBool>,
 }
@@ -21,6 +28,9 @@ impl AppState {
         Self {
             db,
             store,
+            sessions: config.session_settings(),
+            replica_id: config.resolve_replica_id().into(),
+            limits: Arc::new(Limits::new(&config)),
             config: Arc::new(config),
             draining: Arc::new(AtomicBool::new(false)),
         }

@@ -124,7 +124,10 @@ impl Cluster {
             .env("SHUTDOWN_TIMEOUT", "20s")
             // A short lease, so that a killed replica's jobs are taken over within the scenario.
             .env("JOB_LEASE", "5s")
-            .env("JOB_POLL_INTERVAL", "200ms");
+            .env("JOB_POLL_INTERVAL", "200ms")
+            // Every client of the test bed is 127.0.0.1 (scenarios that test the limits override).
+            .env("AUTH_RATE_LIMIT_PER_MINUTE", "1000000")
+            .env("AUTH_RATE_LIMIT_BURST", "1000000");
         for (k, v) in self.moto.client_env() {
             cmd.env(k, v);
         }

@@ -138,6 +138,25 @@ pub async fn cancel(db: &Db, user_id: Uuid, id: Uuid) -> Result<bool, DbError> {
         .map(|r| r.rows_affected() == 1))
 }
 
+/// Cancels every queued or running job of `file_id` (before the file is deleted). Their workers
+/// find out at their next heartbeat or when recording the outcome, and then delete any result
+/// object they wrote.
+#[tracing::instrument(skip(db))]
+pub async fn cancel_of_file(db: &Db, file_id: Uuid) -> Result<u64, DbError> {
+    let now = OffsetDateTime::now_utc();
+    let sql = format!(
+        "UPDATE jobs SET status = '{CANCELLED}', lease_owner = NULL, lease_expires_ms = NULL, \
+         finished_at = $2, updated_at = $2 \
+         WHERE file_id = $1 AND status IN ('{QUEUED}', '{RUNNING}')"
+    );
+    with_db!(db, pool => sqlx::query(&sql)
+        .bind(file_id)
+        .bind(now)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))
+}
+
 /// Claims the oldest job that is queued, or running under an expired lease, for `owner` until
 /// `lease_ms` from now, and records the attempt. None when there is nothing to do.
 #[tracing::instrument(skip(db))]

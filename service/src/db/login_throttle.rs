@@ -1,13 +1,13 @@
-//! The `login_throttle` table: failed logins per username, shared by every replica so the limit
-//! holds however requests are spread.
+//! The `login_throttle` table: login attempts per key (a username with a client address, or a
+//! username alone; see `routes::session`), shared by every replica so the limits hold however
+//! requests are spread.
 
 use super::{Db, DbError};
 use crate::with_db;
 
-/// Counts one login attempt for `username_key` before its password is checked, and returns how
-/// many attempts the current window holds and when that window started (Unix seconds). Counting
-/// first, in one statement, keeps the limit exact under concurrent attempts on several replicas;
-/// a successful login then clears the counter.
+/// Counts one attempt for `username_key` and returns how many attempts the current window holds
+/// and when that window started (Unix seconds). One statement, so the count stays exact under
+/// concurrent attempts on several replicas.
 #[tracing::instrument(skip(db))]
 pub async fn count_attempt(
     db: &Db,
@@ -30,6 +30,25 @@ pub async fn count_attempt(
     .bind(window_start_cutoff)
     .fetch_one(pool)
     .await)
+}
+
+/// How many attempts `username_key` has in its current window (0 when none or expired).
+#[tracing::instrument(skip(db))]
+pub async fn attempts(
+    db: &Db,
+    username_key: &str,
+    now: i64,
+    window_secs: i64,
+) -> Result<i64, DbError> {
+    with_db!(db, pool => sqlx::query_scalar::<_, i64>(
+        "SELECT CAST(failures AS BIGINT) FROM login_throttle \
+         WHERE username_key = $1 AND window_started_at > $2",
+    )
+    .bind(username_key)
+    .bind(now - window_secs)
+    .fetch_optional(pool)
+    .await
+    .map(|count| count.unwrap_or(0)))
 }
 
 /// Forgets the attempts of `username_key` (after a successful login).

@@ -15,11 +15,48 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
+use secrecy::{ExposeSecret, SecretString};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::{Connection, PgPool, SqlitePool};
 
-use crate::configuration::{Config, DatabaseKind};
+use crate::report::report;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Which database a URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatabaseKind {
+    Postgres,
+    Sqlite,
+}
+
+impl DatabaseKind {
+    /// The kind `url`'s scheme names, if it is one we support.
+    pub fn of_url(url: &str) -> Option<Self> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(DatabaseKind::Postgres)
+        } else if url.starts_with("sqlite:") {
+            Some(DatabaseKind::Sqlite)
+        } else {
+            None
+        }
+    }
+}
+
+/// What the database layer needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct DbSettings {
+    /// Holds the password: never printed (`Debug` is redacted).
+    pub url: SecretString,
+    pub max_connections: u32,
+    /// How long a caller waits for a free connection (includes connecting).
+    pub acquire_timeout: Duration,
+    /// Client-side bound of every statement, and Postgres `statement_timeout`.
+    pub statement_timeout: Duration,
+    /// At start, how long migrations wait for an unavailable database.
+    pub startup_timeout: Duration,
+}
 
 /// The migrations, embedded at build time (build.rs reruns the build when a file is added).
 /// Migrations unknown to this binary (a newer release already ran) are ignored, so an older
@@ -37,8 +74,12 @@ fn migrator(kind: DatabaseKind) -> sqlx::migrate::Migrator {
 pub enum DbError {
     /// The database did not answer in time, refused the connection or the pool is exhausted:
     /// retryable, a 503.
-    #[error("the database is unavailable: {0}")]
-    Unavailable(String),
+    #[error("the database is unavailable")]
+    Unavailable(#[source] BoxError),
+    /// The settings cannot work (a URL that does not parse, a folder that cannot be created):
+    /// permanent, retrying changes nothing.
+    #[error("invalid database settings: {0}")]
+    Config(String),
     /// A unique constraint rejected the row.
     #[error("a row with the same key exists")]
     Conflict,
@@ -52,7 +93,7 @@ impl From<sqlx::Error> for DbError {
     fn from(error: sqlx::Error) -> Self {
         match &error {
             sqlx::Error::Database(db) if db.is_unique_violation() => DbError::Conflict,
-            e if is_unavailable(e) => DbError::Unavailable(error.to_string()),
+            e if is_unavailable(e) => DbError::Unavailable(Box::new(error)),
             _ => DbError::Other(error),
         }
     }
@@ -103,18 +144,18 @@ macro_rules! with_db {
 impl Db {
     /// Opens the pool (lazily: a database that is down at start does not stop the process from
     /// serving /healthz; it reports not ready until the database answers).
-    pub fn connect(config: &Config) -> Result<Self, DbError> {
-        let kind = config
-            .database_kind()
-            .map_err(|e| DbError::Unavailable(e.to_string()))?;
-        let url = config.database_url();
+    pub fn connect(settings: &DbSettings) -> Result<Self, DbError> {
+        let url = settings.url.expose_secret();
+        let kind = DatabaseKind::of_url(url).ok_or_else(|| {
+            DbError::Config("the URL must start with postgres://, postgresql:// or sqlite:".into())
+        })?;
         let pool = match kind {
             DatabaseKind::Postgres => {
-                let options = postgres_options(url, config.database_statement_timeout)?;
+                let options = postgres_options(url, settings.statement_timeout)?;
                 Pool::Postgres(
                     PgPoolOptions::new()
-                        .max_connections(config.database_max_connections)
-                        .acquire_timeout(config.database_acquire_timeout)
+                        .max_connections(settings.max_connections)
+                        .acquire_timeout(settings.acquire_timeout)
                         // A connection broken by a failover is found before use, not by a request.
                         .test_before_acquire(true)
                         .idle_timeout(Duration::from_secs(300))
@@ -125,15 +166,15 @@ impl Db {
                 let options = sqlite_options(url)?;
                 Pool::Sqlite(
                     SqlitePoolOptions::new()
-                        .max_connections(config.database_max_connections)
-                        .acquire_timeout(config.database_acquire_timeout)
+                        .max_connections(settings.max_connections)
+                        .acquire_timeout(settings.acquire_timeout)
                         .connect_lazy_with(options),
                 )
             }
         };
         Ok(Self {
             pool,
-            timeout: config.database_statement_timeout,
+            timeout: settings.statement_timeout,
         })
     }
 
@@ -147,14 +188,14 @@ impl Db {
     /// Applies pending migrations. On Postgres sqlx holds an advisory lock while it migrates, so
     /// replicas starting together apply each migration once.
     #[tracing::instrument(skip_all)]
-    pub async fn migrate(&self, config: &Config) -> Result<(), DbError> {
+    pub async fn migrate(&self, settings: &DbSettings) -> Result<(), DbError> {
         match &self.pool {
             Pool::Postgres(_) => {
                 // A dedicated connection without statement_timeout: waiting for another replica's
                 // advisory lock, or a long migration, must not be cancelled after a few seconds.
-                let options = postgres_options(config.database_url(), Duration::ZERO)?;
+                let options = postgres_options(settings.url.expose_secret(), Duration::ZERO)?;
                 let mut conn = tokio::time::timeout(
-                    config.database_acquire_timeout.max(Duration::from_secs(5)),
+                    settings.acquire_timeout.max(Duration::from_secs(5)),
                     sqlx::PgConnection::connect_with(&options),
                 )
                 .await
@@ -172,13 +213,13 @@ impl Db {
     /// `migrate`, retried while the database is unavailable, for up to `DATABASE_STARTUP_TIMEOUT`:
     /// a replica started during a database failover waits for it instead of crash-looping (which
     /// would trip ECS's deployment circuit breaker).
-    pub async fn migrate_when_available(&self, config: &Config) -> Result<(), DbError> {
-        let deadline = tokio::time::Instant::now() + config.database_startup_timeout;
+    pub async fn migrate_when_available(&self, settings: &DbSettings) -> Result<(), DbError> {
+        let deadline = tokio::time::Instant::now() + settings.startup_timeout;
         let mut pause = Duration::from_millis(250);
         loop {
-            match self.migrate(config).await {
+            match self.migrate(settings).await {
                 Err(DbError::Unavailable(cause)) if tokio::time::Instant::now() < deadline => {
-                    tracing::warn!(%cause, retry_in = ?pause, "database unavailable at start; retrying");
+                    tracing::warn!(cause = %report(cause.as_ref()), retry_in = ?pause, "database unavailable at start; retrying");
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_secs(5));
                 }
@@ -201,10 +242,9 @@ impl Db {
     {
         match tokio::time::timeout(self.timeout, query).await {
             Ok(result) => result.map_err(DbError::from),
-            Err(_) => Err(DbError::Unavailable(format!(
-                "no answer within {:?}",
-                self.timeout
-            ))),
+            Err(_) => Err(DbError::Unavailable(
+                format!("no answer within {:?}", self.timeout).into(),
+            )),
         }
     }
 
@@ -233,7 +273,7 @@ pub fn check_url(kind: DatabaseKind, url: &str) -> Result<(), String> {
 
 fn postgres_options(url: &str, statement_timeout: Duration) -> Result<PgConnectOptions, DbError> {
     let options = PgConnectOptions::from_str(url)
-        .map_err(|e| DbError::Unavailable(format!("DATABASE_URL does not parse: {e}")))?
+        .map_err(|e| DbError::Config(format!("the URL does not parse: {e}")))?
         .application_name("data-processor");
     if statement_timeout.is_zero() {
         return Ok(options);
@@ -246,14 +286,13 @@ fn postgres_options(url: &str, statement_timeout: Duration) -> Result<PgConnectO
 
 fn sqlite_options(url: &str) -> Result<SqliteConnectOptions, DbError> {
     let options = SqliteConnectOptions::from_str(url)
-        .map_err(|e| DbError::Unavailable(format!("DATABASE_URL does not parse: {e}")))?;
+        .map_err(|e| DbError::Config(format!("the URL does not parse: {e}")))?;
     // The embedded default lives under ./data, which does not exist on a fresh clone.
     if let Some(parent) = Path::new(options.get_filename()).parent()
         && !parent.as_os_str().is_empty()
     {
-        std::fs::create_dir_all(parent).map_err(|e| {
-            DbError::Unavailable(format!("cannot create {}: {e}", parent.display()))
-        })?;
+        std::fs::create_dir_all(parent)
+            .map_err(|e| DbError::Config(format!("cannot create {}: {e}", parent.display())))?;
     }
     Ok(options
         .create_if_missing(true)

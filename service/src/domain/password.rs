@@ -8,6 +8,7 @@ use std::sync::OnceLock;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
+use tokio::sync::OwnedSemaphorePermit;
 
 pub const MIN_CHARS: usize = 10;
 pub const MAX_CHARS: usize = 256;
@@ -26,6 +27,18 @@ pub enum PasswordError {
     Hash(String),
     #[error("the hashing task failed: {0}")]
     Task(String),
+}
+
+/// Permission to compute one hash (a slot of the replica's hashing limit, `limits::Limits`). Held
+/// until the hash is done: it moves into the blocking task, so a request that is dropped while
+/// its hash runs still holds the slot until the memory is freed.
+#[derive(Debug)]
+pub struct HashPermit(#[allow(dead_code)] OwnedSemaphorePermit);
+
+impl HashPermit {
+    pub fn new(permit: OwnedSemaphorePermit) -> Self {
+        Self(permit)
+    }
 }
 
 impl fmt::Debug for Password {
@@ -58,10 +71,13 @@ impl Password {
     }
 
     /// Argon2id PHC string, computed on the blocking pool.
-    pub async fn hash(self) -> Result<String, PasswordError> {
-        tokio::task::spawn_blocking(move || hash_blocking(&self.0))
-            .await
-            .map_err(|e| PasswordError::Task(e.to_string()))?
+    pub async fn hash(self, permit: HashPermit) -> Result<String, PasswordError> {
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            hash_blocking(&self.0)
+        })
+        .await
+        .map_err(|e| PasswordError::Task(e.to_string()))?
     }
 }
 
@@ -85,8 +101,13 @@ fn dummy_hash() -> &'static str {
 /// Checks `candidate` against `stored` (a PHC string), or against a dummy hash when there is no
 /// user, on the blocking pool. Any malformed input counts as a mismatch. Accepts any length up to
 /// a bound, so a login with a password that could never have been registered still costs a hash.
-pub async fn verify(candidate: String, stored: Option<String>) -> Result<bool, PasswordError> {
+pub async fn verify(
+    candidate: String,
+    stored: Option<String>,
+    permit: HashPermit,
+) -> Result<bool, PasswordError> {
     tokio::task::spawn_blocking(move || {
+        let _permit = permit;
         let candidate: String = candidate.chars().take(MAX_CHARS + 1).collect();
         let exists = stored.is_some();
         let stored = stored.unwrap_or_else(|| dummy_hash().to_string());
@@ -125,11 +146,16 @@ mod tests {
         assert!(format!("{:?}", Password::parse("secret-password").unwrap()).contains("redacted"));
     }
 
+    fn permit() -> HashPermit {
+        let semaphore = std::sync::Arc::new(tokio::sync::Semaphore::new(1));
+        HashPermit::new(semaphore.try_acquire_owned().unwrap())
+    }
+
     #[tokio::test]
     async fn hashes_with_argon2id_and_verifies() {
         let hash = Password::parse("correct horse battery")
             .unwrap()
-            .hash()
+            .hash(permit())
             .await
             .unwrap();
         assert!(
@@ -137,15 +163,19 @@ mod tests {
             "{hash}"
         );
         assert!(
-            verify("correct horse battery".into(), Some(hash.clone()))
+            verify("correct horse battery".into(), Some(hash.clone()), permit())
                 .await
                 .unwrap()
         );
         assert!(
-            !verify("wrong horse battery".into(), Some(hash))
+            !verify("wrong horse battery".into(), Some(hash), permit())
                 .await
                 .unwrap()
         );
-        assert!(!verify("anything at all".into(), None).await.unwrap());
+        assert!(
+            !verify("anything at all".into(), None, permit())
+                .await
+                .unwrap()
+        );
     }
 }

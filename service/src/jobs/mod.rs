@@ -9,10 +9,22 @@
 //! queue on both Postgres and SQLite with our statement timeouts; the whole queue is five
 //! statements in `db::jobs`.
 
+pub mod kind;
 mod profile;
 mod worker;
 
+pub use kind::JobKind;
 pub use worker::Workers;
 
 /// The kinds of job the service knows.
-pub const KINDS: &[&str] = &[profile::KIND];
+pub static KINDS: &[&dyn JobKind] = &[&profile::Profile];
+
+/// The kind named `name`, if the service knows it.
+pub fn kind_named(name: &str) -> Option<&'static dyn JobKind> {
+    KINDS.iter().copied().find(|kind| kind.name() == name)
+}
+
+/// The names of every kind, for error messages.
+pub fn kind_names() -> Vec<&'static str> {
+    KINDS.iter().map(|kind| kind.name()).collect()
+}

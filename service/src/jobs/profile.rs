@@ -5,19 +5,31 @@
 use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
+use async_trait::async_trait;
 use bytes::Bytes;
 use csv_profile::{ProfileError, ProfileOptions};
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
-use super::worker::Control;
+use super::kind::{Control, JobKind, failed, retry};
 use crate::db::files;
-use crate::db::jobs::{self, Finish, JobRow};
+use crate::db::jobs::{Finish, JobRow};
 use crate::state::AppState;
 use crate::storage::StorageError;
 
-pub const KIND: &str = "profile";
+/// Per-column statistics of a CSV file.
+pub struct Profile;
+
+#[async_trait]
+impl JobKind for Profile {
+    fn name(&self) -> &'static str {
+        "profile"
+    }
+
+    async fn execute(&self, state: &AppState, job: &JobRow, control: Arc<Control>) -> Finish {
+        execute(state, job, control).await
+    }
+}
 
 /// Where the result of `job` on the file stored at `file_key` goes: next to the file, named by
 /// the job, so a repeated attempt overwrites its own result and nothing else.
@@ -25,29 +37,11 @@ pub fn result_key(file_key: &str, job: uuid::Uuid) -> String {
     format!("{file_key}.jobs/{job}.json")
 }
 
-/// A transient failure: the job is queued again after the backoff for this attempt
-/// (`JOB_RETRY_BACKOFF`, doubled after each failed attempt, at most 5 minutes).
-fn retry(state: &AppState, job: &JobRow, error: impl Into<String>) -> Finish {
-    const MAX_BACKOFF: Duration = Duration::from_secs(300);
-    let doublings = u32::try_from(job.attempts.max(1) - 1).unwrap_or(0).min(16);
-    let backoff = state
-        .config
-        .job_retry_backoff
-        .saturating_mul(1 << doublings)
-        .min(MAX_BACKOFF);
-    Finish::Retry {
-        error: error.into(),
-        run_after_ms: jobs::now_ms() + backoff.as_millis() as i64,
-    }
-}
-
-pub(super) async fn execute(state: &AppState, job: &JobRow, control: Arc<Control>) -> Finish {
+async fn execute(state: &AppState, job: &JobRow, control: Arc<Control>) -> Finish {
     let file = match files::find(&state.db, job.user_id, job.file_id).await {
         Ok(Some(file)) => file,
         Ok(None) => {
-            return Finish::Failed {
-                error: "the file was deleted".into(),
-            };
+            return failed("the file was deleted");
         }
         Err(error) => {
             return retry(state, job, format!("database: {error}"));
@@ -56,9 +50,7 @@ pub(super) async fn execute(state: &AppState, job: &JobRow, control: Arc<Control
     let object = match state.store.get(&file.object_key, None).await {
         Ok(object) => object,
         Err(StorageError::NotFound { .. }) => {
-            return Finish::Failed {
-                error: "the file's content is missing from storage".into(),
-            };
+            return failed("the file's content is missing from storage");
         }
         Err(error) => {
             return retry(state, job, error.to_string());
@@ -77,16 +69,7 @@ pub(super) async fn execute(state: &AppState, job: &JobRow, control: Arc<Control
         Err(error @ ProfileError::Io { .. }) => {
             return retry(state, job, error.to_string());
         }
-        Err(error @ ProfileError::Cancelled { .. }) => {
-            return Finish::Failed {
-                error: error.to_string(),
-            };
-        }
-        Err(error) => {
-            return Finish::Failed {
-                error: error.to_string(),
-            };
-        }
+        Err(error) => return failed(error.to_string()),
     };
     let summary = serde_json::json!({
         "rows": profile.rows,
@@ -97,11 +80,7 @@ pub(super) async fn execute(state: &AppState, job: &JobRow, control: Arc<Control
     });
     let json = match serde_json::to_vec(&profile) {
         Ok(json) => json,
-        Err(error) => {
-            return Finish::Failed {
-                error: format!("the result does not serialise: {error}"),
-            };
-        }
+        Err(error) => return failed(format!("the result does not serialise: {error}")),
     };
     let key = result_key(&file.object_key, job.id);
     let body = futures::stream::once(async move { Ok::<_, std::io::Error>(Bytes::from(json)) });

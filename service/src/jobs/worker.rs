@@ -1,14 +1,16 @@
 //! The worker loop: claim, run under a heartbeat, finish; and graceful shutdown.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use super::kind::{Control, failed};
 use crate::db::jobs::{self, Finish, JobRow};
+use crate::report::report;
 use crate::state::AppState;
 
 /// The workers of this replica.
@@ -18,17 +20,6 @@ pub struct Workers {
     /// Cancelled when the grace period is over: hand running jobs back to the queue.
     release: CancellationToken,
     tasks: JoinSet<()>,
-}
-
-/// What a running job shares with its heartbeat and its CPU thread.
-#[derive(Default)]
-pub(super) struct Control {
-    /// Bytes of input processed so far (reported by the heartbeat).
-    pub bytes: AtomicU64,
-    /// Set to make the job stop at its next progress report.
-    pub cancel: AtomicBool,
-    /// Set when the job stopped because this replica is shutting down.
-    pub releasing: AtomicBool,
 }
 
 impl Workers {
@@ -88,11 +79,7 @@ async fn worker_loop(
     let lease_ms = state.config.job_lease.as_millis() as i64;
     let mut idle_polls: u32 = 0;
     while !stop_claiming.is_cancelled() {
-        let owner = format!(
-            "{}/{}",
-            state.config.replica_id(),
-            uuid::Uuid::new_v4().simple()
-        );
+        let owner = format!("{}/{}", state.replica_id, uuid::Uuid::new_v4().simple());
         match jobs::claim(&state.db, &owner, lease_ms).await {
             Ok(Some(job)) => {
                 idle_polls = 0;
@@ -106,10 +93,10 @@ async fn worker_loop(
                 if idle_polls % 10 == 1
                     && let Err(error) = jobs::fail_exhausted(&state.db).await
                 {
-                    tracing::debug!(%error, "checking for exhausted jobs failed");
+                    tracing::debug!(error = %report(&error), "checking for exhausted jobs failed");
                 }
             }
-            Err(error) => tracing::warn!(%error, "claiming a job failed"),
+            Err(error) => tracing::warn!(error = %report(&error), "claiming a job failed"),
         }
         // Jitter spreads the replicas' polls instead of having them all query at once.
         let jitter = Duration::from_millis(u64::from(uuid::Uuid::new_v4().as_bytes()[0]) * 2);
@@ -134,7 +121,11 @@ async fn run(state: &AppState, job: JobRow, owner: &str, release: &CancellationT
         )
         .in_current_span(),
     );
-    let finish = super::profile::execute(state, &job, control.clone()).await;
+    let finish = match super::kind_named(&job.kind) {
+        Some(kind) => kind.execute(state, &job, control.clone()).await,
+        // Queued by a newer release that knows a kind this one does not.
+        None => failed(format!("unknown job kind {:?}", job.kind)),
+    };
     heartbeat.abort();
     let finish = if control.releasing.load(Ordering::SeqCst) {
         Finish::Released
@@ -162,18 +153,32 @@ async fn record(state: &AppState, job: &JobRow, owner: &str, finish: &Finish) {
             Ok(true) => return,
             Ok(false) => {
                 tracing::info!("the job was cancelled or taken over meanwhile; outcome discarded");
+                discard_result(state, finish).await;
                 return;
             }
             Err(error) if Instant::now() < deadline => {
-                tracing::warn!(%error, "recording the job's outcome failed; retrying");
+                tracing::warn!(error = %report(&error), "recording the job's outcome failed; retrying");
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_secs(2));
             }
             Err(error) => {
-                tracing::error!(%error, "could not record the job's outcome; its lease will expire");
+                tracing::error!(error = %report(&error), "could not record the job's outcome; its lease will expire");
                 return;
             }
         }
+    }
+}
+
+/// Deletes the result object of an outcome that was not recorded. The job was cancelled (its
+/// file deleted) or taken over: in the first case nothing else would ever delete the object (the
+/// file's delete lists results from rows, and this one has none); in the second the new owner
+/// writes the same key again.
+async fn discard_result(state: &AppState, finish: &Finish) {
+    let Finish::Succeeded { result_key, .. } = finish else {
+        return;
+    };
+    if let Err(error) = state.store.delete(result_key).await {
+        tracing::warn!(error = %report(&error), key = result_key, "deleting the result of a discarded outcome failed");
     }
 }
 
@@ -207,10 +212,10 @@ async fn heartbeat(
                 return;
             }
             Err(error) if last_renewed.elapsed() < lease => {
-                tracing::warn!(%error, "renewing the job's lease failed; retrying");
+                tracing::warn!(error = %report(&error), "renewing the job's lease failed; retrying");
             }
             Err(error) => {
-                tracing::warn!(%error, "lease expired without renewal: stopping, another replica may run it");
+                tracing::warn!(error = %report(&error), "lease expired without renewal: stopping, another replica may run it");
                 control.cancel.store(true, Ordering::SeqCst);
                 return;
             }

@@ -7,10 +7,18 @@ use axum::http::header;
 use axum::middleware::Next;
 use axum::response::Response;
 
-use crate::error::{PROBLEM_JSON, problem_response};
+use crate::error::{ErrorReport, PROBLEM_JSON, problem_response};
 
 pub async fn errors_as_problems(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
+    // Logged here, inside the request's span, so the line carries the request id.
+    if let Some(report) = response.extensions().get::<ErrorReport>() {
+        if report.internal {
+            tracing::error!(error = %report.chain, "request failed");
+        } else {
+            tracing::warn!(dependency = report.dependency, error = %report.chain, "dependency unavailable");
+        }
+    }
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return response;

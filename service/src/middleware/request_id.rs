@@ -3,10 +3,12 @@
 //! dropped here and the next layer gives the request a fresh UUID instead.
 
 use axum::extract::Request;
+use axum::http::HeaderName;
 use axum::middleware::Next;
 use axum::response::Response;
 
-use crate::startup::REQUEST_ID;
+/// The request id header: kept from the client when usable, else set, and echoed back.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Longest client request id kept (a UUID is 36, a W3C trace id 32, an AWS X-Ray id 35).
 const MAX_LEN: usize = 128;

@@ -15,7 +15,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -33,10 +33,18 @@ use crate::storage::SharedStore;
 /// Each attempt waits one statement timeout first (5 s by default).
 const MAX_SETTLE_ATTEMPTS: u32 = 36;
 
+/// The routes that answer within the request timeout.
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/api/v1/files", get(list).post(create))
+        .route("/api/v1/files", get(list))
         .route("/api/v1/files/{id}", get(show).delete(remove))
+}
+
+/// Uploads and downloads: they take as long as the bytes do, bounded instead by the upload idle
+/// timeout and the client's own pace.
+pub fn streaming_router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/files", post(create))
         .route("/api/v1/files/{id}/content", get(content))
 }
 
@@ -77,9 +85,16 @@ async fn create(
     query: Result<Query<CreateQuery>, QueryRejection>,
     request: Request,
 ) -> Result<(StatusCode, ApiJson<FileBody>), ApiError> {
+    // Held until the upload ends, however it ends.
+    let _slot = state.limits.upload_permit()?;
     let Query(query) = query.map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
-    let incoming =
-        upload::Incoming::from_request(request, query.name, state.config.upload_max_bytes).await?;
+    let incoming = upload::Incoming::from_request(
+        request,
+        query.name,
+        state.config.upload_max_bytes,
+        state.config.upload_idle_timeout,
+    )
+    .await?;
     // UUIDv7: time-ordered, so listings page on the id (see db::files).
     let id = Uuid::now_v7();
     tracing::Span::current().record("file_id", tracing::field::display(id));
@@ -169,6 +184,9 @@ async fn remove(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let file = find_own(&state, &user, &id).await?;
+    // Cancelled first, so that a job still running either wrote its result before the listing
+    // below (deleted here) or finds itself cancelled when recording it (and deletes it).
+    crate::db::jobs::cancel_of_file(&state.db, file.id).await?;
     // Job results live next to the file; their rows go with the file's (ON DELETE CASCADE).
     for result_key in crate::db::jobs::result_keys_of_file(&state.db, file.id).await? {
         state.store.delete(&result_key).await?;

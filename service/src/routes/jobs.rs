@@ -112,11 +112,11 @@ async fn create(
     Path(file_id): Path<String>,
     ApiJson(request): ApiJson<JobRequest>,
 ) -> Result<Response, ApiError> {
-    if !crate::jobs::KINDS.contains(&request.kind.as_str()) {
+    if crate::jobs::kind_named(&request.kind).is_none() {
         return Err(ApiError::Validation(format!(
             "unknown job kind {:?}; known kinds: {}",
             request.kind,
-            crate::jobs::KINDS.join(", ")
+            crate::jobs::kind_names().join(", ")
         )));
     }
     let file_id = parse_id(&file_id)?;
@@ -135,8 +135,8 @@ async fn create(
         },
     )
     .await?;
-    let location = HeaderValue::from_str(&format!("/api/v1/jobs/{}", row.id))
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let location =
+        HeaderValue::from_str(&format!("/api/v1/jobs/{}", row.id)).map_err(ApiError::internal)?;
     Ok((
         StatusCode::ACCEPTED,
         [(header::LOCATION, location)],

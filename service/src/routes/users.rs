@@ -11,6 +11,8 @@ use uuid::Uuid;
 use crate::db::{DbError, users};
 use crate::domain::{Password, Username};
 use crate::error::{ApiError, ApiJson};
+use crate::limits::AuthRoute;
+use crate::middleware::client_ip::ClientIp;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -32,10 +34,14 @@ pub struct UserBody {
 #[tracing::instrument(skip_all, fields(username = %form.username))]
 async fn register(
     State(state): State<AppState>,
+    ClientIp(client): ClientIp,
     ApiJson(form): ApiJson<Registration>,
 ) -> Result<(StatusCode, ApiJson<UserBody>), ApiError> {
+    state.limits.check_rate(AuthRoute::Register, client)?;
     let username = Username::parse(&form.username)?;
-    let password_hash = Password::parse(&form.password)?.hash().await?;
+    let password = Password::parse(&form.password)?;
+    let permit = state.limits.hash_permit().await?;
+    let password_hash = password.hash(permit).await?;
     let id = Uuid::new_v4();
     match users::insert(
         &state.db,

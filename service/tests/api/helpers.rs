@@ -71,6 +71,33 @@ impl TestApp {
         request.send().await.expect("POST /api/v1/session")
     }
 
+    /// A login as if from `client` behind one trusted proxy (which appended `client` to
+    /// `X-Forwarded-For`); the app must run with `--trusted-proxy-hops 1`.
+    pub async fn login_from(
+        &self,
+        client: &str,
+        username: &str,
+        password: &str,
+    ) -> reqwest::Response {
+        self.client
+            .post(self.url("/api/v1/session"))
+            .header("x-forwarded-for", format!("192.0.2.250, {client}"))
+            .json(&json!({"username": username, "password": password}))
+            .send()
+            .await
+            .expect("POST /api/v1/session")
+    }
+
+    pub async fn register_from(&self, client: &str, username: &str) -> reqwest::Response {
+        self.client
+            .post(self.url("/api/v1/users"))
+            .header("x-forwarded-for", client)
+            .json(&json!({"username": username, "password": PASSWORD}))
+            .send()
+            .await
+            .expect("POST /api/v1/users")
+    }
+
     /// Registers `username` and logs in; returns the `name=value` cookie.
     pub async fn signed_in(&self, username: &str) -> String {
         let registered = self.register(username, PASSWORD).await;
@@ -146,6 +173,12 @@ pub fn config(args: &[&str]) -> Config {
         "text",
         "--log-filter",
         "warn",
+        // Every test client is 127.0.0.1: the per-address limits would throttle the suite itself.
+        // Tests of the limits set their own values (later flags win).
+        "--auth-rate-limit-per-minute",
+        "1000000",
+        "--auth-rate-limit-burst",
+        "1000000",
     ];
     argv.extend_from_slice(args);
     // clap also reads the environment; these tests set their values by flag, which wins.

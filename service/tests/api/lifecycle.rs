@@ -74,12 +74,62 @@ fn help_lists_every_setting() {
         "SHUTDOWN_DRAIN_DELAY",
         "SHUTDOWN_TIMEOUT",
         "HTTP_KEEPALIVE_TIMEOUT",
+        "LOGIN_USER_SLOWDOWN_AFTER",
+        "PASSWORD_HASH_CONCURRENCY",
+        "PASSWORD_HASH_QUEUE_TIMEOUT",
+        "AUTH_RATE_LIMIT_PER_MINUTE",
+        "AUTH_RATE_LIMIT_BURST",
+        "TRUSTED_PROXY_HOPS",
+        "UPLOAD_MAX_CONCURRENT",
+        "UPLOAD_IDLE_TIMEOUT",
+        "REQUEST_TIMEOUT",
+        "HTTP2_KEEPALIVE_INTERVAL",
+        "HTTP2_MAX_CONCURRENT_STREAMS",
         "REPLICA_ID",
         "LOG_FORMAT",
         "RUST_LOG",
     ] {
         assert!(help.contains(variable), "{variable} missing from --help");
     }
+}
+
+/// The example deploy config sets only variables the service reads: a misspelt or invented
+/// name would be silently ignored in production.
+#[test]
+fn the_example_deploy_config_sets_only_variables_the_service_reads() {
+    use clap::CommandFactory;
+    let known: Vec<String> = data_processor::configuration::Cli::command()
+        .get_arguments()
+        .filter_map(|a| a.get_env().map(|e| e.to_string_lossy().into_owned()))
+        .collect();
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/deployer.toml");
+    let text = std::fs::read_to_string(path).expect("deploy/deployer.toml");
+    let config: toml::Table = text.parse().expect("deploy/deployer.toml parses");
+    let mut tasks = vec![config.get("task")];
+    if let Some(envs) = config.get("env").and_then(|e| e.as_table()) {
+        tasks.extend(envs.values().map(|env| env.get("task")));
+    }
+    let mut checked = 0;
+    for task in tasks.into_iter().flatten() {
+        for section in ["environment", "secrets"] {
+            for name in task
+                .get(section)
+                .and_then(|s| s.as_table())
+                .into_iter()
+                .flat_map(|t| t.keys())
+            {
+                assert!(
+                    known.contains(name),
+                    "deploy/deployer.toml sets task.{section}.{name}, which the service does not read"
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(
+        checked >= 3,
+        "the example sets its variables under [task.environment]/[task.secrets]"
+    );
 }
 
 #[tokio::test]

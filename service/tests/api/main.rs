@@ -8,6 +8,7 @@ mod files;
 mod health;
 mod jobs;
 mod lifecycle;
+mod limits;
 mod outage;
 mod problems;
 mod session;

@@ -28,12 +28,12 @@ pub async fn respond(
         .await
         .map_err(|error| match error {
             StorageError::NotFound { key } => {
-                ApiError::Internal(format!("file {} has a row but no object at {key}", file.id))
+                ApiError::internal(format!("file {} has a row but no object at {key}", file.id))
             }
             other => other.into(),
         })?;
     if object.total_size != size {
-        return Err(ApiError::Internal(format!(
+        return Err(ApiError::internal(format!(
             "file {} has {size} bytes in its row but {} in storage",
             file.id, object.total_size
         )));
@@ -60,7 +60,7 @@ pub async fn respond(
     };
     response
         .body(Body::from_stream(object.body))
-        .map_err(|error| ApiError::Internal(format!("building the download response: {error}")))
+        .map_err(ApiError::internal)
 }
 
 fn unsatisfiable(size: u64) -> Response {

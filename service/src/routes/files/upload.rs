@@ -1,12 +1,17 @@
 //! Where an upload's bytes come from: the raw request body, or the file field of a
 //! `multipart/form-data` form (browsers). Either way the body streams; nothing is buffered here.
 
+use std::time::Duration;
+
+use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderMap, header};
 use futures::{StreamExt, TryStreamExt};
+use tower_http::timeout::{TimeoutBody, TimeoutError};
 
 use crate::domain::{FileName, FileNameError};
 use crate::error::ApiError;
+use crate::report::caused_by;
 use crate::storage::ByteStream;
 
 const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
@@ -22,11 +27,15 @@ pub struct Incoming {
 
 impl Incoming {
     /// Reads the upload's metadata; the body is left to stream. `name` is the `?name=` parameter.
+    /// A body that sends nothing for `idle_timeout` ends in an error (the upload is aborted and
+    /// answered 408), so a stalled client cannot hold an upload slot and its buffer forever.
     pub async fn from_request(
         request: Request,
         name: Option<String>,
         max_bytes: u64,
+        idle_timeout: Duration,
     ) -> Result<Self, ApiError> {
+        let request = request.map(|body| Body::new(TimeoutBody::new(idle_timeout, body)));
         let content_type = media_type(request.headers())?;
         let is_form = content_type
             .as_ref()
@@ -74,7 +83,13 @@ async fn from_form(
         let field = form
             .next_field()
             .await
-            .map_err(|e| ApiError::BadRequest(format!("the form does not parse: {e}")))?
+            .map_err(|e| {
+                if caused_by::<TimeoutError>(&e) {
+                    ApiError::stalled_body()
+                } else {
+                    ApiError::BadRequest(format!("the form does not parse: {e}"))
+                }
+            })?
             .ok_or_else(|| ApiError::BadRequest("the form has no file field".into()))?;
         let Some(file_name) = field.file_name().map(str::to_owned) else {
             continue;
