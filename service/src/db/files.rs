@@ -4,6 +4,7 @@
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::owned::OwnedTable;
 use super::{Db, DbError};
 use crate::with_db;
 
@@ -40,18 +41,18 @@ pub async fn insert(db: &Db, file: &FileRow) -> Result<(), DbError> {
     .map(|_| ()))
 }
 
-/// `user_id`'s file `id`; another user's file is as absent as a missing one.
+const TABLE: OwnedTable = OwnedTable {
+    name: "files",
+    columns: COLUMNS,
+};
+
+/// `user_id`'s file `id`; another user's is as absent as a missing one.
 #[tracing::instrument(skip(db))]
 pub async fn find(db: &Db, user_id: Uuid, id: Uuid) -> Result<Option<FileRow>, DbError> {
-    let sql = format!("SELECT {COLUMNS} FROM files WHERE id = $1 AND user_id = $2");
-    with_db!(db, pool => sqlx::query_as::<_, FileRow>(&sql)
-        .bind(id)
-        .bind(user_id)
-        .fetch_optional(pool)
-        .await)
+    TABLE.find(db, user_id, id).await
 }
 
-/// Up to `limit` of `user_id`'s files, newest first, older than the file `before` when given.
+/// Up to `limit` of `user_id`'s files, newest first, older than `before` when given.
 #[tracing::instrument(skip(db))]
 pub async fn list(
     db: &Db,
@@ -59,16 +60,7 @@ pub async fn list(
     before: Option<Uuid>,
     limit: i64,
 ) -> Result<Vec<FileRow>, DbError> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM files WHERE user_id = $1 AND ($2 IS NULL OR id < $2) \
-         ORDER BY id DESC LIMIT $3"
-    );
-    with_db!(db, pool => sqlx::query_as::<_, FileRow>(&sql)
-        .bind(user_id)
-        .bind(before)
-        .bind(limit)
-        .fetch_all(pool)
-        .await)
+    TABLE.page(db, user_id, before, limit).await
 }
 
 /// Deletes `user_id`'s file `id`; false when there was none.

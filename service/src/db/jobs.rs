@@ -10,6 +10,7 @@
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::owned::OwnedTable;
 use super::{Db, DbError, Pool};
 use crate::with_db;
 
@@ -78,18 +79,18 @@ pub async fn insert(db: &Db, job: &NewJob) -> Result<JobRow, DbError> {
         .await)
 }
 
-/// `user_id`'s job `id`; another user's job is as absent as a missing one.
+const TABLE: OwnedTable = OwnedTable {
+    name: "jobs",
+    columns: COLUMNS,
+};
+
+/// `user_id`'s job `id`; another user's is as absent as a missing one.
 #[tracing::instrument(skip(db))]
 pub async fn find(db: &Db, user_id: Uuid, id: Uuid) -> Result<Option<JobRow>, DbError> {
-    let sql = format!("SELECT {COLUMNS} FROM jobs WHERE id = $1 AND user_id = $2");
-    with_db!(db, pool => sqlx::query_as::<_, JobRow>(&sql)
-        .bind(id)
-        .bind(user_id)
-        .fetch_optional(pool)
-        .await)
+    TABLE.find(db, user_id, id).await
 }
 
-/// Up to `limit` of `user_id`'s jobs, newest first, older than job `before` when given.
+/// Up to `limit` of `user_id`'s jobs, newest first, older than `before` when given.
 #[tracing::instrument(skip(db))]
 pub async fn list(
     db: &Db,
@@ -97,15 +98,7 @@ pub async fn list(
     before: Option<Uuid>,
     limit: i64,
 ) -> Result<Vec<JobRow>, DbError> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM jobs WHERE user_id = $1 AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"
-    );
-    with_db!(db, pool => sqlx::query_as::<_, JobRow>(&sql)
-        .bind(user_id)
-        .bind(before)
-        .bind(limit)
-        .fetch_all(pool)
-        .await)
+    TABLE.page(db, user_id, before, limit).await
 }
 
 /// Result objects of `file_id`'s jobs (to delete with the file).

@@ -8,6 +8,7 @@
 pub mod files;
 pub mod jobs;
 pub mod login_throttle;
+pub mod owned;
 pub mod users;
 
 use std::future::Future;

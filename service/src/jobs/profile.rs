@@ -83,10 +83,9 @@ async fn execute(state: &AppState, job: &JobRow, control: Arc<Control>) -> Finis
         Err(error) => return failed(format!("the result does not serialise: {error}")),
     };
     let key = result_key(&file.object_key, job.id);
-    let body = futures::stream::once(async move { Ok::<_, std::io::Error>(Bytes::from(json)) });
     if let Err(error) = state
         .store
-        .put(&key, "application/json", Box::pin(body), u64::MAX)
+        .put_bytes(&key, "application/json", Bytes::from(json))
         .await
     {
         return retry(state, job, format!("storing the result: {error}"));

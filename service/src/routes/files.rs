@@ -147,12 +147,9 @@ async fn list(
     query: Result<Query<PageQuery>, QueryRejection>,
 ) -> Result<ApiJson<FilePage>, ApiError> {
     let page = PageRequest::parse(query)?;
-    let mut rows = files::list(&state.db, user.id, page.before, page.fetch_limit()).await?;
-    let next_cursor = page.finish(&mut rows, |row| row.id);
-    Ok(ApiJson(FilePage {
-        files: rows.into_iter().map(FileBody::from).collect(),
-        next_cursor,
-    }))
+    let rows = files::list(&state.db, user.id, page.before, page.fetch_limit()).await?;
+    let (files, next_cursor) = page.finish(rows, |row| row.id);
+    Ok(ApiJson(FilePage { files, next_cursor }))
 }
 
 #[tracing::instrument(skip_all, fields(file_id = %id))]

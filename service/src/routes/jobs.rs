@@ -171,12 +171,9 @@ async fn list(
     query: Result<Query<PageQuery>, QueryRejection>,
 ) -> Result<ApiJson<JobPage>, ApiError> {
     let page = PageRequest::parse(query)?;
-    let mut rows = jobs::list(&state.db, user.id, page.before, page.fetch_limit()).await?;
-    let next_cursor = page.finish(&mut rows, |row| row.id);
-    Ok(ApiJson(JobPage {
-        jobs: rows.into_iter().map(JobBody::from).collect(),
-        next_cursor,
-    }))
+    let rows = jobs::list(&state.db, user.id, page.before, page.fetch_limit()).await?;
+    let (jobs, next_cursor) = page.finish(rows, |row| row.id);
+    Ok(ApiJson(JobPage { jobs, next_cursor }))
 }
 
 #[tracing::instrument(skip_all, fields(job_id = %id))]

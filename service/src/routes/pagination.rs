@@ -52,13 +52,18 @@ impl PageRequest {
         i64::from(self.limit) + 1
     }
 
-    /// Cuts `rows` (fetched with `fetch_limit`) to the page and returns the next cursor.
-    pub fn finish<T>(&self, rows: &mut Vec<T>, id: impl Fn(&T) -> Uuid) -> Option<String> {
+    /// Cuts `rows` (fetched with `fetch_limit`) to the page, converts them to what the API shows
+    /// and returns them with the next cursor (None on the last page).
+    pub fn finish<R, B: From<R>>(
+        &self,
+        mut rows: Vec<R>,
+        id: impl Fn(&R) -> Uuid,
+    ) -> (Vec<B>, Option<String>) {
+        let mut next_cursor = None;
         if rows.len() > self.limit as usize {
             rows.truncate(self.limit as usize);
-            rows.last().map(|row| id(row).simple().to_string())
-        } else {
-            None
+            next_cursor = rows.last().map(|row| id(row).simple().to_string());
         }
+        (rows.into_iter().map(B::from).collect(), next_cursor)
     }
 }

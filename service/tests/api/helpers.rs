@@ -116,6 +116,37 @@ impl TestApp {
             .expect("GET /api/v1/session")
     }
 
+    /// `GET path` with the session `cookie`.
+    pub async fn get_as(&self, cookie: &str, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+    }
+
+    /// `DELETE path` with the session `cookie`.
+    pub async fn delete_as(&self, cookie: &str, path: &str) -> reqwest::Response {
+        self.client
+            .delete(self.url(path))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("DELETE {path}: {e}"))
+    }
+
+    /// `POST path` with a JSON `body` and the session `cookie`.
+    pub async fn post_json_as(&self, cookie: &str, path: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .header("cookie", cookie)
+            .json(body)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("POST {path}: {e}"))
+    }
+
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client
             .get(self.url(path))

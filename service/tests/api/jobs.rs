@@ -158,56 +158,34 @@ async fn jobs_are_private_listed_newest_first_and_validated() {
     )
     .await;
     let bobs_try = app
-        .client
-        .post(app.url(&format!("/api/v1/files/{file_id}/jobs")))
-        .header("cookie", &bob)
-        .json(&json!({"kind": "profile"}))
-        .send()
-        .await
-        .unwrap();
+        .post_json_as(
+            &bob,
+            &format!("/api/v1/files/{file_id}/jobs"),
+            &json!({"kind": "profile"}),
+        )
+        .await;
     assert_problem(bobs_try, 404).await;
 
-    let page = json(
-        app.client
-            .get(app.url("/api/v1/jobs?limit=1"))
-            .header("cookie", &alice)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let page = json(app.get_as(&alice, "/api/v1/jobs?limit=1").await).await;
     assert_eq!(page["jobs"][0]["id"], second["id"], "newest first");
     let cursor = page["next_cursor"].as_str().expect("a next page");
     let page = json(
-        app.client
-            .get(app.url(&format!("/api/v1/jobs?limit=1&cursor={cursor}")))
-            .header("cookie", &alice)
-            .send()
-            .await
-            .unwrap(),
+        app.get_as(&alice, &format!("/api/v1/jobs?limit=1&cursor={cursor}"))
+            .await,
     )
     .await;
     assert_eq!(page["jobs"][0]["id"], first["id"]);
     assert!(page["next_cursor"].is_null());
-    let bobs_list = json(
-        app.client
-            .get(app.url("/api/v1/jobs"))
-            .header("cookie", &bob)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let bobs_list = json(app.get_as(&bob, "/api/v1/jobs").await).await;
     assert_eq!(bobs_list["jobs"].as_array().unwrap().len(), 0);
 
     let unknown_kind = app
-        .client
-        .post(app.url(&format!("/api/v1/files/{file_id}/jobs")))
-        .header("cookie", &alice)
-        .json(&json!({"kind": "transcode"}))
-        .send()
-        .await
-        .unwrap();
+        .post_json_as(
+            &alice,
+            &format!("/api/v1/files/{file_id}/jobs"),
+            &json!({"kind": "transcode"}),
+        )
+        .await;
     assert_problem(unknown_kind, 422).await;
     let anonymous = app
         .client
@@ -217,13 +195,12 @@ async fn jobs_are_private_listed_newest_first_and_validated() {
         .unwrap();
     assert_problem(anonymous, 401).await;
     let missing_file = app
-        .client
-        .post(app.url(&format!("/api/v1/files/{}/jobs", uuid::Uuid::now_v7())))
-        .header("cookie", &alice)
-        .json(&json!({"kind": "profile"}))
-        .send()
-        .await
-        .unwrap();
+        .post_json_as(
+            &alice,
+            &format!("/api/v1/files/{}/jobs", uuid::Uuid::now_v7()),
+            &json!({"kind": "profile"}),
+        )
+        .await;
     assert_problem(missing_file, 404).await;
 }
 
@@ -238,14 +215,7 @@ async fn a_queued_job_can_be_cancelled_and_a_finished_one_cannot() {
     let cancel = |id: String| {
         let app = &app;
         let cookie = cookie.clone();
-        async move {
-            app.client
-                .delete(app.url(&format!("/api/v1/jobs/{id}")))
-                .header("cookie", cookie)
-                .send()
-                .await
-                .unwrap()
-        }
+        async move { app.delete_as(cookie, &format!("/api/v1/jobs/{id}")).await }
     };
     let first_cancel = cancel(id.to_string()).await;
     // The single worker may have claimed it on its first poll at start-up: then it is running,

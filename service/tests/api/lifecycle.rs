@@ -191,13 +191,7 @@ async fn embedded_sqlite_mode_serves_the_same_account_flows() {
         json(app.get_session(&cookie).await).await["user"]["username"],
         "Quinn"
     );
-    let logout = app
-        .client
-        .delete(app.url("/api/v1/session"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let logout = app.delete_as(&cookie, "/api/v1/session").await;
     assert_eq!(logout.status(), 204);
     assert_eq!(app.get_session(&cookie).await.status(), 401);
     for _ in 0..2 {

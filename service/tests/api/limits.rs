@@ -199,13 +199,12 @@ async fn deleting_a_file_while_its_job_writes_leaves_no_result_object() {
     // The job gets as far as writing its result, and is held there.
     app.store.hold_puts(".jobs/");
     let started = app
-        .client
-        .post(app.url(&format!("/api/v1/files/{file_id}/jobs")))
-        .header("cookie", &cookie)
-        .json(&json!({"kind": "profile"}))
-        .send()
-        .await
-        .unwrap();
+        .post_json_as(
+            &cookie,
+            &format!("/api/v1/files/{file_id}/jobs"),
+            &json!({"kind": "profile"}),
+        )
+        .await;
     assert_eq!(started.status(), 202);
     wait_until("the job to be writing its result", WAIT, || async {
         (app.store.held_puts() == 1).then_some(())
@@ -213,12 +212,8 @@ async fn deleting_a_file_while_its_job_writes_leaves_no_result_object() {
     .await;
 
     let deleted = app
-        .client
-        .delete(app.url(&format!("/api/v1/files/{file_id}")))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+        .delete_as(&cookie, &format!("/api/v1/files/{file_id}"))
+        .await;
     assert_eq!(deleted.status(), 204);
     // The write completes after the delete; the worker finds its job gone and removes it.
     app.store.release_puts();

@@ -47,13 +47,7 @@ async fn register_login_whoami_logout() {
     assert_eq!(me.status(), 200);
     assert_eq!(json(me).await["user"]["username"], "erin");
 
-    let logout = app
-        .client
-        .delete(app.url("/api/v1/session"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let logout = app.delete_as(&cookie, "/api/v1/session").await;
     assert_eq!(logout.status(), 204);
     assert_eq!(session_rows(&app).await, 0, "deleted server-side");
     assert_problem(app.get_session(&cookie).await, 401).await;
@@ -242,13 +236,7 @@ async fn a_session_works_on_every_replica_and_logout_reaches_them_all() {
     let cookie = a.signed_in(&unique_name("olga")).await;
 
     assert_eq!(b.get_session(&cookie).await.status(), 200);
-    let logout = b
-        .client
-        .delete(b.url("/api/v1/session"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let logout = b.delete_as(&cookie, "/api/v1/session").await;
     assert_eq!(logout.status(), 204);
     assert_problem(a.get_session(&cookie).await, 401).await;
 }
