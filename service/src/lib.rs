@@ -8,6 +8,7 @@ pub mod domain;
 pub mod error;
 pub mod jobs;
 pub mod limits;
+pub mod memory;
 pub mod middleware;
 pub mod report;
 pub mod routes;

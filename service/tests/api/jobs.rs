@@ -215,7 +215,7 @@ async fn a_queued_job_can_be_cancelled_and_a_finished_one_cannot() {
     let cancel = |id: String| {
         let app = &app;
         let cookie = cookie.clone();
-        async move { app.delete_as(cookie, &format!("/api/v1/jobs/{id}")).await }
+        async move { app.delete_as(&cookie, &format!("/api/v1/jobs/{id}")).await }
     };
     let first_cancel = cancel(id.to_string()).await;
     // The single worker may have claimed it on its first poll at start-up: then it is running,
