@@ -20,9 +20,9 @@ use aws_smithy_mocks::{RuleMode, mock, mock_client};
 use deployer::aws::Aws;
 use deployer::config::Config;
 use deployer::ecs::rollout::Outcome;
+use deployer::ecs::rollout::{ReleaseError, failure, follow};
 use deployer::error::exit;
 use deployer::progress::{OutputFormat, Progress};
-use deployer::release::{ReleaseError, failure, follow};
 
 const NEW: &str = "ecs-svc/1111";
 const OLD: &str = "ecs-svc/0000";
