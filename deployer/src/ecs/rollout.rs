@@ -1,6 +1,9 @@
 //! Follows one deployment — the id CreateService/UpdateService returned — until it completes,
 //! fails, is rolled back or runs out of time. The "services stable" waiter is not used: it
 //! ignores rolloutState, so it calls a circuit-breaker rollback a success.
+//!
+//! Release and rollback both end here (`follow_and_record`): follow, write the ledger entry,
+//! explain a failure. Keeping that below both commands means neither imports the other.
 
 use std::time::{Duration, Instant};
 
@@ -97,6 +100,8 @@ pub struct RolloutFailure {
     pub text: String,
 }
 
+/// How `release` and `rollback` fail: a rollout that ended badly (the CLI prints its report), or
+/// anything else.
 pub enum ReleaseError {
     Failed(Box<RolloutFailure>),
     Other(DeployError),
