@@ -8,11 +8,12 @@ use serde_json::json;
 
 use crate::aws::Aws;
 use crate::config::{self, Config};
+use crate::ecs::rollout::ReleaseError;
 use crate::error::{DeployError, exit};
 use crate::image::{ImagePublisher, OciPublisher, PublishedImage, resolve_target};
 use crate::plan;
 use crate::progress::{OutputFormat, Progress};
-use crate::release::{ImageSource, ReleaseError, release};
+use crate::release::{ImageSource, release};
 
 #[derive(Debug, Parser)]
 #[command(

@@ -1,8 +1,12 @@
 //! The one error type the commands return, and the exit code each kind maps to.
+//!
+//! This module sits at the bottom of the crate's module graph: it imports only the leaf error
+//! types of the modules below, and none of those modules may import it (the module-graph test
+//! in testkit enforces that no cycle forms).
 
 use crate::aws::AwsError;
 use crate::config::ConfigError;
-use crate::image::ImageError;
+use crate::image::{ImageError, TargetError};
 
 /// Exit codes, documented in the README. A script can tell "fix the file" from "AWS said no"
 /// from "the new version does not come up".
@@ -55,6 +59,15 @@ pub enum DeployError {
     },
     #[error("{0}")]
     Other(String),
+}
+
+impl From<TargetError> for DeployError {
+    fn from(e: TargetError) -> Self {
+        match e {
+            TargetError::Aws(e) => DeployError::Aws(e),
+            TargetError::Image(e) => DeployError::Image(e),
+        }
+    }
 }
 
 impl DeployError {

@@ -6,7 +6,7 @@ mod oci;
 mod registry;
 
 pub use oci::OciPublisher;
-pub use registry::{RegistryTarget, resolve_target};
+pub use registry::{RegistryTarget, TargetError, resolve_target};
 
 use crate::progress::Progress;
 

@@ -8,8 +8,6 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::ecs::rollout::DeploymentView;
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutputFormat {
     Text,
@@ -64,24 +62,10 @@ impl Progress {
         }
     }
 
-    /// The rollout's counts per deployment; plain output prints only when they change.
-    pub fn rollout(&self, views: &[DeploymentView]) {
-        let text = views
-            .iter()
-            .map(|d| {
-                format!(
-                    "{} {} {} running {}/{} pending {} failed {}",
-                    d.status,
-                    d.task_definition,
-                    d.rollout_state,
-                    d.running,
-                    d.desired,
-                    d.pending,
-                    d.failed
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(" | ");
+    /// The rollout's counts per deployment (one line, `ecs::rollout::summary`); plain output
+    /// prints only when they change. Taking the text, not the deployments, keeps this module a
+    /// leaf that the ECS code can report to.
+    pub fn rollout(&self, text: &str) {
         let Ok(mut last) = self.last_rollout.lock() else {
             return;
         };
@@ -90,7 +74,7 @@ impl Progress {
             None if *last != text => self.line(&format!("rollout: {text}")),
             None => {}
         }
-        *last = text;
+        *last = text.to_string();
     }
 
     /// Bytes sent of a transfer (image push): a byte bar on a terminal, a line per quarter

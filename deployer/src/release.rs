@@ -7,12 +7,11 @@ use serde::Serialize;
 use crate::aws::Aws;
 use crate::config::Config;
 use crate::ecr::{self, RepoChange};
-use crate::ecs::rollout::{self, Outcome};
+use crate::ecs::rollout::{self, Outcome, Record, ReleaseError};
 use crate::ecs::service::{self, ServiceSpec};
-use crate::ecs::{report, taskdef};
+use crate::ecs::taskdef;
 use crate::error::DeployError;
 use crate::image::{ImagePublisher, PublishedImage, resolve_target};
-use crate::ledger::{self, Entry};
 use crate::plan::{self, ServiceAction, TaskDefAction};
 use crate::progress::Progress;
 use crate::scaling;
@@ -71,24 +70,6 @@ impl ReleaseSummary {
         }
         lines.push(format!("time taken:      {:.1}s", self.seconds));
         lines.join("\n")
-    }
-}
-
-/// A rollout that ended badly, with the report explaining it.
-pub struct RolloutFailure {
-    pub error: DeployError,
-    pub report: report::FailureReport,
-    pub text: String,
-}
-
-pub enum ReleaseError {
-    Failed(Box<RolloutFailure>),
-    Other(DeployError),
-}
-
-impl<E: Into<DeployError>> From<E> for ReleaseError {
-    fn from(e: E) -> Self {
-        ReleaseError::Other(e.into())
     }
 }
 
@@ -228,99 +209,23 @@ pub async fn release<P: ImagePublisher>(
             ))
         })?;
         let service_arn = svc.service_arn().unwrap_or_default().to_string();
-        let outcome = follow(aws, config, &deployment_id, progress).await?;
-        let entry = ledger::append(
-            &aws.ecs,
-            &service_arn,
-            Entry {
-                seq: 0,
+        let entry = rollout::follow_and_record(
+            aws,
+            config,
+            &deployment_id,
+            Record {
+                service_arn: &service_arn,
                 revision: revision.short(),
                 digest: image.digest.clone(),
-                deployment: deployment_id.clone(),
-                outcome: outcome_word(&outcome).into(),
-                kind: "release".into(),
-                at: ledger::now_rfc3339(),
+                kind: "release",
             },
+            progress,
         )
         .await?;
         summary.ledger_entry = Some(entry.seq);
-        summary.deployment_id = Some(deployment_id.clone());
-        summary.outcome = Some(outcome.clone());
-        if outcome != Outcome::Completed {
-            return Err(failure(aws, config, &deployment_id, outcome).await);
-        }
+        summary.deployment_id = Some(deployment_id);
+        summary.outcome = Some(Outcome::Completed);
     }
     summary.seconds = progress.elapsed().as_secs_f64();
     Ok(summary)
-}
-
-pub fn outcome_word(o: &Outcome) -> &'static str {
-    match o {
-        Outcome::Completed => "completed",
-        Outcome::Failed { .. } => "failed",
-        Outcome::RolledBack { .. } => "rolled-back",
-        Outcome::TimedOut => "timed-out",
-    }
-}
-
-/// Follows `deployment_id` with the configured timeout.
-pub async fn follow(
-    aws: &Aws,
-    config: &Config,
-    deployment_id: &str,
-    progress: &Progress,
-) -> Result<Outcome, DeployError> {
-    progress.step(format!("following deployment {deployment_id}"));
-    let watch = rollout::Watch {
-        cluster: &config.cluster,
-        service: &config.service.name,
-        deployment_id,
-        timeout: config.deployment.timeout,
-        poll_interval: config.deployment.poll_interval,
-        rollback_enabled: config.deployment.circuit_breaker && config.deployment.rollback,
-    };
-    let outcome = rollout::watch(&aws.ecs, &watch, |views| progress.rollout(views)).await?;
-    if outcome == Outcome::Completed {
-        progress.done(format!("deployment {deployment_id} completed"));
-    }
-    Ok(outcome)
-}
-
-/// Collects the report for a failed outcome and pairs it with the matching error.
-pub async fn failure(
-    aws: &Aws,
-    config: &Config,
-    deployment_id: &str,
-    outcome: Outcome,
-) -> ReleaseError {
-    let report = report::collect(
-        &aws.ecs,
-        &aws.elb,
-        &config.cluster,
-        &config.service.name,
-        deployment_id,
-        config.service.target_group_arn.as_deref(),
-    )
-    .await;
-    let id = deployment_id.to_string();
-    let error = match outcome {
-        Outcome::Failed { reason } => DeployError::RolloutFailed {
-            deployment_id: id,
-            reason,
-        },
-        Outcome::RolledBack { reason } => DeployError::RolledBack {
-            deployment_id: id,
-            reason,
-        },
-        Outcome::TimedOut | Outcome::Completed => DeployError::TimedOut {
-            deployment_id: id,
-            waited: humantime::format_duration(config.deployment.timeout).to_string(),
-        },
-    };
-    let text = report.render(&error.to_string());
-    ReleaseError::Failed(Box::new(RolloutFailure {
-        error,
-        report,
-        text,
-    }))
 }

@@ -5,12 +5,11 @@ use serde::Serialize;
 
 use crate::aws::Aws;
 use crate::config::Config;
-use crate::ecs::rollout::Outcome;
+use crate::ecs::rollout::{self, Record, ReleaseError};
 use crate::ecs::{service, taskdef};
 use crate::error::DeployError;
 use crate::ledger::{self, Entry};
 use crate::progress::Progress;
-use crate::release::{ReleaseError, failure, follow, outcome_word};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct RollbackSummary {
@@ -104,24 +103,19 @@ pub async fn rollback(
         .service()
         .and_then(service::primary_deployment)
         .ok_or_else(|| DeployError::Other("the service reports no PRIMARY deployment".into()))?;
-    let outcome = follow(aws, config, &deployment_id, progress).await?;
-    let entry = ledger::append(
-        &aws.ecs,
-        &service_arn,
-        Entry {
-            seq: 0,
+    let entry = rollout::follow_and_record(
+        aws,
+        config,
+        &deployment_id,
+        Record {
+            service_arn: &service_arn,
             revision: target.revision.clone(),
             digest: target.digest.clone(),
-            deployment: deployment_id.clone(),
-            outcome: outcome_word(&outcome).into(),
-            kind: "rollback".into(),
-            at: ledger::now_rfc3339(),
+            kind: "rollback",
         },
+        progress,
     )
     .await?;
-    if outcome != Outcome::Completed {
-        return Err(failure(aws, config, &deployment_id, outcome).await);
-    }
     Ok(RollbackSummary {
         from: running,
         to: target.revision,

@@ -124,22 +124,12 @@ impl Status {
             "deployments:".into(),
         ];
         for d in &self.deployments {
-            out.push(format!(
-                "  {} {} {} {} running {}/{} pending {} failed {}{}",
-                d.id,
-                d.status,
-                d.task_definition,
-                d.rollout_state,
-                d.running,
-                d.desired,
-                d.pending,
-                d.failed,
-                if d.reason.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({})", d.reason)
-                }
-            ));
+            let reason = if d.reason.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", d.reason)
+            };
+            out.push(format!("  {} {}{reason}", d.id, d.counts()));
         }
         out.push("targets:".into());
         if self.targets.is_empty() {

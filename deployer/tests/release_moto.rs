@@ -187,11 +187,7 @@ async fn first_release_creates_everything_and_second_is_a_noop() {
     assert_eq!(low.alarm_actions(), [in_arn]);
 
     // Second release, nothing changed: nothing registered, no deployment, nothing written.
-    let deployments_before: Vec<_> = svc
-        .deployments()
-        .iter()
-        .map(|d| d.id().unwrap().to_string())
-        .collect();
+    let deployments_before = stage.deployment_ids().await;
     let second = stage.run_json(&["release", "--image", &image(1)]);
     assert_eq!(second["registered_revision"], false);
     assert_eq!(second["service"], "unchanged");
@@ -199,14 +195,7 @@ async fn first_release_creates_everything_and_second_is_a_noop() {
     assert_eq!(second["scaling_changes"], serde_json::json!([]));
     assert_eq!(second["repository"], "unchanged");
     assert_eq!(stage.revisions().await.len(), 1);
-    let deployments_after: Vec<_> = stage
-        .service()
-        .await
-        .deployments()
-        .iter()
-        .map(|d| d.id().unwrap().to_string())
-        .collect();
-    assert_eq!(deployments_before, deployments_after);
+    assert_eq!(deployments_before, stage.deployment_ids().await);
 
     let status = stage.run_json(&["status"]);
     assert_eq!(
@@ -394,9 +383,7 @@ async fn a_rollout_that_never_completes_times_out_with_a_report() {
 #[tokio::test]
 async fn ecr_login_decodes_the_authorization_token() {
     let stage = Stage::start().await;
-    let path = common::config_path();
-    let text = std::fs::read_to_string(&path).unwrap();
-    let config = deployer::config::parse(&path, &text, None, []).unwrap();
+    let config = common::config(&[]);
     let ecr = aws_sdk_ecr::Client::new(&stage.sdk);
     let target = deployer::image::resolve_target(&config.registry, &ecr)
         .await

@@ -1,6 +1,8 @@
 //! Rollout states moto cannot produce, scripted with aws-smithy-mocks: a circuit-breaker
 //! rollback, tasks that never become healthy (timeout), and throttling.
 
+mod common;
+
 use std::time::Duration;
 
 use aws_sdk_ecs::Client as Ecs;
@@ -16,36 +18,22 @@ use aws_sdk_elasticloadbalancingv2::types::{
     TargetDescription, TargetHealth, TargetHealthDescription, TargetHealthReasonEnum,
     TargetHealthStateEnum,
 };
-use aws_smithy_mocks::{RuleMode, mock, mock_client};
+use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
 use deployer::aws::Aws;
 use deployer::config::Config;
 use deployer::ecs::rollout::Outcome;
+use deployer::ecs::rollout::{ReleaseError, failure, follow};
 use deployer::error::exit;
 use deployer::progress::{OutputFormat, Progress};
-use deployer::release::{ReleaseError, failure, follow};
 
 const NEW: &str = "ecs-svc/1111";
 const OLD: &str = "ecs-svc/0000";
 
 fn config() -> Config {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/deployer.toml");
-    let text = std::fs::read_to_string(&path).unwrap();
-    deployer::config::parse(
-        &path,
-        &text,
-        None,
-        [
-            (
-                "DEPLOYER__DEPLOYMENT__POLL_INTERVAL".to_string(),
-                "20ms".to_string(),
-            ),
-            (
-                "DEPLOYER__DEPLOYMENT__TIMEOUT".to_string(),
-                "300ms".to_string(),
-            ),
-        ],
-    )
-    .unwrap()
+    common::config(&[
+        ("DEPLOYER__DEPLOYMENT__POLL_INTERVAL", "20ms"),
+        ("DEPLOYER__DEPLOYMENT__TIMEOUT", "300ms"),
+    ])
 }
 
 fn deployment(
@@ -106,6 +94,48 @@ fn aws(ecs: Ecs, elb: Elb) -> Aws {
         cloudwatch: aws_sdk_cloudwatch::Client::new(&sdk),
         elb,
     }
+}
+
+/// DescribeTargetHealth with one unhealthy target.
+fn unhealthy(
+    id: &str,
+    port: i32,
+    reason: TargetHealthReasonEnum,
+    description: &str,
+) -> DescribeTargetHealthOutput {
+    DescribeTargetHealthOutput::builder()
+        .target_health_descriptions(
+            TargetHealthDescription::builder()
+                .target(TargetDescription::builder().id(id).port(port).build())
+                .target_health(
+                    TargetHealth::builder()
+                        .state(TargetHealthStateEnum::Unhealthy)
+                        .reason(reason)
+                        .description(description)
+                        .build(),
+                )
+                .build(),
+        )
+        .build()
+}
+
+const THROTTLED: &str = r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#;
+
+/// An ECS client that answers from `rule` in order and retries throttling `max_attempts` times,
+/// with a backoff short enough for a test.
+fn retrying_ecs(rule: &Rule, max_attempts: u32) -> Ecs {
+    mock_client!(aws_sdk_ecs, RuleMode::Sequential, &[rule], |b| {
+        b.retry_config(
+            deployer::aws::retry_config(max_attempts)
+                .with_initial_backoff(Duration::from_millis(1)),
+        )
+    })
+}
+
+/// An ELB client that answers every DescribeTargetHealth with `health`.
+fn elb_reporting(health: DescribeTargetHealthOutput) -> Elb {
+    let rule = mock!(Elb::describe_target_health).then_output(move || health.clone());
+    mock_client!(aws_sdk_elasticloadbalancingv2, RuleMode::MatchAny, &[&rule])
 }
 
 fn no_elb() -> Elb {
@@ -184,32 +214,12 @@ async fn circuit_breaker_rollback_is_a_failure_with_reasons() {
         RuleMode::Sequential,
         &[&in_progress, &rolled_back, &list, &describe, &events]
     );
-    let health = mock!(Elb::describe_target_health).then_output(|| {
-        DescribeTargetHealthOutput::builder()
-            .target_health_descriptions(
-                TargetHealthDescription::builder()
-                    .target(
-                        TargetDescription::builder()
-                            .id("i-0abc")
-                            .port(32768)
-                            .build(),
-                    )
-                    .target_health(
-                        TargetHealth::builder()
-                            .state(TargetHealthStateEnum::Unhealthy)
-                            .reason(TargetHealthReasonEnum::FailedHealthChecks)
-                            .description("Health checks failed with these codes: [503]")
-                            .build(),
-                    )
-                    .build(),
-            )
-            .build()
-    });
-    let elb = mock_client!(
-        aws_sdk_elasticloadbalancingv2,
-        RuleMode::Sequential,
-        &[&health]
-    );
+    let elb = elb_reporting(unhealthy(
+        "i-0abc",
+        32768,
+        TargetHealthReasonEnum::FailedHealthChecks,
+        "Health checks failed with these codes: [503]",
+    ));
     let aws = aws(ecs, elb);
     let progress = Progress::new(OutputFormat::Json);
 
@@ -256,32 +266,12 @@ async fn tasks_that_never_become_healthy_time_out() {
     });
     let list = mock!(Ecs::list_tasks).then_output(|| ListTasksOutput::builder().build());
     let ecs = mock_client!(aws_sdk_ecs, RuleMode::MatchAny, &[&stuck, &list]);
-    let health = mock!(Elb::describe_target_health).then_output(|| {
-        DescribeTargetHealthOutput::builder()
-            .target_health_descriptions(
-                TargetHealthDescription::builder()
-                    .target(
-                        TargetDescription::builder()
-                            .id("i-0def")
-                            .port(32769)
-                            .build(),
-                    )
-                    .target_health(
-                        TargetHealth::builder()
-                            .state(TargetHealthStateEnum::Unhealthy)
-                            .reason(TargetHealthReasonEnum::Timeout)
-                            .description("Request timed out")
-                            .build(),
-                    )
-                    .build(),
-            )
-            .build()
-    });
-    let elb = mock_client!(
-        aws_sdk_elasticloadbalancingv2,
-        RuleMode::MatchAny,
-        &[&health]
-    );
+    let elb = elb_reporting(unhealthy(
+        "i-0def",
+        32769,
+        TargetHealthReasonEnum::Timeout,
+        "Request timed out",
+    ));
     let aws = aws(ecs, elb);
     let progress = Progress::new(OutputFormat::Json);
 
@@ -312,10 +302,7 @@ async fn throttling_is_retried() {
     let config = config();
     let throttled = mock!(Ecs::describe_services)
         .sequence()
-        .http_status(
-            400,
-            Some(r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#.into()),
-        )
+        .http_status(400, Some(THROTTLED.into()))
         .times(2)
         .output(|| {
             services(
@@ -331,11 +318,7 @@ async fn throttling_is_retried() {
             )
         })
         .build();
-    let ecs = mock_client!(aws_sdk_ecs, RuleMode::Sequential, &[&throttled], |b| {
-        b.retry_config(
-            deployer::aws::retry_config(5).with_initial_backoff(Duration::from_millis(1)),
-        )
-    });
+    let ecs = retrying_ecs(&throttled, 5);
     let aws = aws(ecs, no_elb());
     let outcome = follow(&aws, &config, NEW, &Progress::new(OutputFormat::Json))
         .await
@@ -353,17 +336,10 @@ async fn throttling_beyond_the_retries_is_an_aws_error() {
     let config = config();
     let throttled = mock!(Ecs::describe_services)
         .sequence()
-        .http_status(
-            400,
-            Some(r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#.into()),
-        )
+        .http_status(400, Some(THROTTLED.into()))
         .times(3)
         .build();
-    let ecs = mock_client!(aws_sdk_ecs, RuleMode::Sequential, &[&throttled], |b| {
-        b.retry_config(
-            deployer::aws::retry_config(3).with_initial_backoff(Duration::from_millis(1)),
-        )
-    });
+    let ecs = retrying_ecs(&throttled, 3);
     let aws = aws(ecs, no_elb());
     let err = follow(&aws, &config, NEW, &Progress::new(OutputFormat::Json))
         .await
@@ -391,13 +367,7 @@ async fn a_failed_deployment_without_rollback_is_rollout_failed() {
     });
     let list = mock!(Ecs::list_tasks).then_output(|| ListTasksOutput::builder().build());
     let ecs = mock_client!(aws_sdk_ecs, RuleMode::MatchAny, &[&failed, &list]);
-    let health = mock!(Elb::describe_target_health)
-        .then_output(|| DescribeTargetHealthOutput::builder().build());
-    let elb = mock_client!(
-        aws_sdk_elasticloadbalancingv2,
-        RuleMode::MatchAny,
-        &[&health]
-    );
+    let elb = elb_reporting(DescribeTargetHealthOutput::builder().build());
     let aws = aws(ecs, elb);
     let outcome = follow(&aws, &config, NEW, &Progress::new(OutputFormat::Json))
         .await

@@ -5,6 +5,7 @@
 
 pub mod bin;
 pub mod haproxy;
+pub mod module_graph;
 pub mod moto;
 pub mod postgres;
 pub mod process;

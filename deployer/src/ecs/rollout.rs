@@ -1,13 +1,20 @@
 //! Follows one deployment — the id CreateService/UpdateService returned — until it completes,
 //! fails, is rolled back or runs out of time. The "services stable" waiter is not used: it
 //! ignores rolloutState, so it calls a circuit-breaker rollback a success.
+//!
+//! Release and rollback both end here (`follow_and_record`): follow, write the ledger entry,
+//! explain a failure. Keeping that below both commands means neither imports the other.
 
 use std::time::{Duration, Instant};
 
 use aws_sdk_ecs::types::{Deployment, ServiceDeploymentStatus};
 use serde::Serialize;
 
-use crate::aws::{AwsError, aws_err};
+use crate::aws::{Aws, AwsError, aws_err};
+use crate::config::Config;
+use crate::error::DeployError;
+use crate::ledger::{self, Entry};
+use crate::progress::Progress;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
@@ -50,6 +57,30 @@ impl DeploymentView {
             failed: d.failed_tasks(),
         }
     }
+
+    /// `STATUS family:rev STATE running R/D pending P failed F`: the words progress and status
+    /// both print for a deployment.
+    pub fn counts(&self) -> String {
+        format!(
+            "{} {} {} running {}/{} pending {} failed {}",
+            self.status,
+            self.task_definition,
+            self.rollout_state,
+            self.running,
+            self.desired,
+            self.pending,
+            self.failed
+        )
+    }
+}
+
+/// One line for all deployments, as progress output shows them while a rollout runs.
+pub fn summary(views: &[DeploymentView]) -> String {
+    views
+        .iter()
+        .map(DeploymentView::counts)
+        .collect::<Vec<_>>()
+        .join(" | ")
 }
 
 pub struct Watch<'a> {
@@ -60,6 +91,138 @@ pub struct Watch<'a> {
     pub poll_interval: Duration,
     /// The service rolls back failed deployments (circuit breaker with rollback).
     pub rollback_enabled: bool,
+}
+
+/// A rollout that ended badly, with the report explaining it.
+pub struct RolloutFailure {
+    pub error: DeployError,
+    pub report: super::report::FailureReport,
+    pub text: String,
+}
+
+/// How `release` and `rollback` fail: a rollout that ended badly (the CLI prints its report), or
+/// anything else.
+pub enum ReleaseError {
+    Failed(Box<RolloutFailure>),
+    Other(DeployError),
+}
+
+impl<E: Into<DeployError>> From<E> for ReleaseError {
+    fn from(e: E) -> Self {
+        ReleaseError::Other(e.into())
+    }
+}
+
+pub fn outcome_word(o: &Outcome) -> &'static str {
+    match o {
+        Outcome::Completed => "completed",
+        Outcome::Failed { .. } => "failed",
+        Outcome::RolledBack { .. } => "rolled-back",
+        Outcome::TimedOut => "timed-out",
+    }
+}
+
+/// Follows `deployment_id` with the configured timeout.
+pub async fn follow(
+    aws: &Aws,
+    config: &Config,
+    deployment_id: &str,
+    progress: &Progress,
+) -> Result<Outcome, DeployError> {
+    progress.step(format!("following deployment {deployment_id}"));
+    let w = Watch {
+        cluster: &config.cluster,
+        service: &config.service.name,
+        deployment_id,
+        timeout: config.deployment.timeout,
+        poll_interval: config.deployment.poll_interval,
+        rollback_enabled: config.deployment.circuit_breaker && config.deployment.rollback,
+    };
+    let outcome = watch(&aws.ecs, &w, |views| progress.rollout(&summary(views))).await?;
+    if outcome == Outcome::Completed {
+        progress.done(format!("deployment {deployment_id} completed"));
+    }
+    Ok(outcome)
+}
+
+/// Collects the report for a failed outcome and pairs it with the matching error.
+pub async fn failure(
+    aws: &Aws,
+    config: &Config,
+    deployment_id: &str,
+    outcome: Outcome,
+) -> ReleaseError {
+    let report = super::report::collect(
+        &aws.ecs,
+        &aws.elb,
+        &config.cluster,
+        &config.service.name,
+        deployment_id,
+        config.service.target_group_arn.as_deref(),
+    )
+    .await;
+    let id = deployment_id.to_string();
+    let error = match outcome {
+        Outcome::Failed { reason } => DeployError::RolloutFailed {
+            deployment_id: id,
+            reason,
+        },
+        Outcome::RolledBack { reason } => DeployError::RolledBack {
+            deployment_id: id,
+            reason,
+        },
+        Outcome::TimedOut | Outcome::Completed => DeployError::TimedOut {
+            deployment_id: id,
+            waited: humantime::format_duration(config.deployment.timeout).to_string(),
+        },
+    };
+    let text = report.render(&error.to_string());
+    ReleaseError::Failed(Box::new(RolloutFailure {
+        error,
+        report,
+        text,
+    }))
+}
+
+/// What the ledger records about a followed deployment besides its id and outcome.
+pub struct Record<'a> {
+    pub service_arn: &'a str,
+    /// `family:revision` the deployment rolls out.
+    pub revision: String,
+    pub digest: String,
+    /// `release` or `rollback`.
+    pub kind: &'static str,
+}
+
+/// Follows `deployment_id`, appends its outcome to the ledger whatever it is (a failed release
+/// must not become a rollback target), and turns anything but completion into the failure with
+/// its report. Release and rollback end the same way.
+pub async fn follow_and_record(
+    aws: &Aws,
+    config: &Config,
+    deployment_id: &str,
+    record: Record<'_>,
+    progress: &Progress,
+) -> Result<Entry, ReleaseError> {
+    let outcome = follow(aws, config, deployment_id, progress).await?;
+    let entry = ledger::append(
+        &aws.ecs,
+        record.service_arn,
+        Entry {
+            seq: 0,
+            revision: record.revision,
+            digest: record.digest,
+            deployment: deployment_id.to_string(),
+            outcome: outcome_word(&outcome).into(),
+            kind: record.kind.into(),
+            at: ledger::now_rfc3339(),
+        },
+    )
+    .await?;
+    if outcome != Outcome::Completed {
+        return Err(failure(aws, config, deployment_id, outcome).await);
+    }
+    Ok(entry)
 }
 
 /// Polls until the deployment ends; `on_poll` sees every deployment of the service each time.

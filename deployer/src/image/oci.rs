@@ -35,21 +35,7 @@ impl OciPublisher {
         self.image
             .get_or_try_init(|| async {
                 progress.step(format!("building {} (static, release)", self.build.bin));
-                // cargo runs for minutes on a cold cache; block_in_place keeps the runtime's
-                // other workers free while this one waits, and lets the closure borrow.
-                let binary = tokio::task::block_in_place(|| {
-                    ocibuild::build_static_binary(&self.build, |line| {
-                        let line = line.trim();
-                        if !line.is_empty() {
-                            progress.step(format!("cargo: {line}"));
-                        }
-                    })
-                })
-                .map_err(|e| ImageError::Build(e.to_string()))?;
-                let image = tokio::task::block_in_place(|| {
-                    ocibuild::assemble(&ocibuild::ImageSpec::for_binary(binary))
-                })
-                .map_err(|e| ImageError::Build(e.to_string()))?;
+                let image = self.build_and_assemble(progress).await?;
                 progress.done(format!(
                     "built image {} ({})",
                     image.digest(),
@@ -58,6 +44,38 @@ impl OciPublisher {
                 Ok(image)
             })
             .await
+    }
+
+    /// Runs cargo and the image assembly on a blocking thread: cargo takes minutes on a cold
+    /// cache and the assembly compresses layers, and neither may hold a runtime worker (nor
+    /// panic on a current-thread runtime, as `block_in_place` does). The thread owns its inputs;
+    /// cargo's lines come back over a channel so `progress` stays on this task.
+    async fn build_and_assemble(&self, progress: &Progress) -> Result<ocibuild::Image, ImageError> {
+        let build = self.build.clone();
+        let (lines, mut received) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let task = tokio::task::spawn_blocking(move || {
+            let binary = ocibuild::build_static_binary(&build, |line| {
+                let line = line.trim();
+                if !line.is_empty() {
+                    // The receiver outlives the task unless the caller gave up; then nobody
+                    // is watching the lines.
+                    let _ = lines.send(line.to_string());
+                }
+            })
+            .map_err(|e| ImageError::Build(e.to_string()))?;
+            ocibuild::assemble(&ocibuild::ImageSpec::for_binary(binary))
+                .map_err(|e| ImageError::Build(e.to_string()))
+        });
+        // Ends when the blocking closure returns and drops the sender.
+        while let Some(line) = received.recv().await {
+            progress.step(format!("cargo: {line}"));
+        }
+        match task.await {
+            Ok(result) => result,
+            // A panic in the build is a bug; it propagates as it did when the build ran here.
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => Err(ImageError::Build(e.to_string())),
+        }
     }
 }
 

@@ -6,7 +6,16 @@ use base64::Engine;
 use super::ImageError;
 use crate::aws::{AwsError, aws_err};
 use crate::config::RegistrySection;
-use crate::error::DeployError;
+
+/// Why no push target could be resolved. Its own type, not `DeployError`, so the image module
+/// stays below `crate::error` in the module graph; the two kinds keep their own exit codes.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    #[error(transparent)]
+    Aws(#[from] AwsError),
+    #[error(transparent)]
+    Image(#[from] ImageError),
+}
 
 /// A registry repository plus the credentials to push to it.
 #[derive(Clone)]
@@ -43,7 +52,7 @@ impl std::fmt::Debug for RegistryTarget {
 pub async fn resolve_target(
     section: &RegistrySection,
     ecr: &aws_sdk_ecr::Client,
-) -> Result<RegistryTarget, DeployError> {
+) -> Result<RegistryTarget, TargetError> {
     if let Some(url) = &section.url {
         let var = |name: &Option<String>| -> Result<Option<String>, ImageError> {
             name.as_ref()

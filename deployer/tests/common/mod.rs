@@ -30,6 +30,15 @@ pub fn config_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/deployer.toml")
 }
 
+/// The checked-in config as `deployer` loads it, with `DEPLOYER__*` variables on top: for tests
+/// that call the library instead of running the binary.
+pub fn config(vars: &[(&str, &str)]) -> deployer::config::Config {
+    let path = config_path();
+    let text = std::fs::read_to_string(&path).expect("deploy/deployer.toml");
+    let vars = vars.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+    deployer::config::parse(&path, &text, None, vars).expect("the checked-in config is valid")
+}
+
 impl Stage {
     pub async fn start() -> Self {
         Self::start_with_running(4).await
@@ -136,6 +145,16 @@ impl Stage {
             .unwrap()
             .task_definition_arns()
             .to_vec()
+    }
+
+    /// The ids of the service's deployments, in the order ECS lists them.
+    pub async fn deployment_ids(&self) -> Vec<String> {
+        self.service()
+            .await
+            .deployments()
+            .iter()
+            .map(|d| d.id().unwrap().to_string())
+            .collect()
     }
 
     pub async fn service(&self) -> aws_sdk_ecs::types::Service {
