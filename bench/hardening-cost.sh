@@ -28,16 +28,18 @@ build_rev() {
   local rev=$1 dir
   dir=$(mktemp -d)
   git worktree add --quiet --detach "$dir" "$rev"
-  (cd "$dir" && cargo build --release --quiet -p data-processor)
-  git worktree remove --force "$dir"
-  local out="${CARGO_TARGET_DIR:-$PWD/target}/bench-bin"
+  (cd "$dir" && cargo build --release --quiet -p data-processor) >&2
+  local out="$CARGO_TARGET_DIR/bench-bin"
   mkdir -p "$out"
-  cp "${CARGO_TARGET_DIR:-$dir/target}/release/data-processor" "$out/data-processor-$rev"
+  cp "$CARGO_TARGET_DIR/release/data-processor" "$out/data-processor-$rev"
+  git worktree remove --force "$dir"
   echo "$out/data-processor-$rev"
 }
 before_bin="${BINARY_BEFORE:-}"
 after_bin="${BINARY_AFTER:-}"
-[ -n "$before_bin" ] || { [ -n "${CARGO_TARGET_DIR:-}" ] || { echo "bench: set CARGO_TARGET_DIR (shared by both builds)" >&2; exit 1; }; before_bin=$(build_rev "$(git rev-parse --short "$BEFORE")"); }
+# Both builds share one target folder, so the second one only recompiles the service.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+[ -n "$before_bin" ] || before_bin=$(build_rev "$(git rev-parse --short "$BEFORE")")
 [ -n "$after_bin" ] || after_bin=$(build_rev "$(git rev-parse --short "$AFTER")")
 
 # The service library starts one binary at a time; BINARY selects it.
@@ -46,13 +48,14 @@ BINARY="$before_bin"
 source bench/lib/service.sh
 head -c "$((UPLOAD_MIB * 1024 * 1024))" /dev/zero | tr '\0' 'x' >"$work/upload.csv"
 
-# Prints "session_rps session_p99_ms upload_mib_s" for one started binary.
+# Measures one binary; sets m_rps, m_p99 (ms) and m_up (MiB/s). Runs in this shell, not a
+# subshell, so stop_service really drops the database it started.
 measure_binary() {
-  local bin=$1 r p50 p99 e start end
-  binary="$bin"
+  local p50 e start end
+  binary=$1
   start_service RUST_LOG=warn
   sign_in
-  read -r r p50 p99 e < <(wrk_measure /api/v1/session -H "Cookie: $cookie")
+  read -r m_rps p50 m_p99 e <<<"$(wrk_measure /api/v1/session -H "Cookie: $cookie")"
   [ "$e" = 0 ] || { echo "bench: GET /api/v1/session returned errors" >&2; exit 1; }
   start=$(date +%s.%N)
   for i in 1 2 3; do
@@ -60,22 +63,22 @@ measure_binary() {
       --data-binary "@$work/upload.csv" "$base/api/v1/files?name=up-$i.csv"
   done
   end=$(date +%s.%N)
-  echo "$r $p99 $(echo "3 * $UPLOAD_MIB / ($end - $start)" | bc -l)"
-  kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""
-  psql -q "$ADMIN_URL" -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null
+  m_up=$(echo "3 * $UPLOAD_MIB / ($end - $start)" | bc -l)
+  stop_service
   rm -rf "$work/files"
 }
 
 declare -A sum
 for k in b_rps b_p99 b_up a_rps a_p99 a_up; do sum[$k]=0; done
+add() { sum[$1_rps]=$(echo "${sum[$1_rps]} + $m_rps" | bc -l); sum[$1_p99]=$(echo "${sum[$1_p99]} + $m_p99" | bc -l); sum[$1_up]=$(echo "${sum[$1_up]} + $m_up" | bc -l); }
 for round in $(seq 1 "$ROUNDS"); do
   # Interleaved, so drift on the machine hits both builds alike.
-  read -r r p u < <(measure_binary "$before_bin")
-  printf 'round %s  before  session %8.0f req/s  p99 %6.2f ms  upload %7.1f MiB/s\n' "$round" "$r" "$p" "$u"
-  sum[b_rps]=$(echo "${sum[b_rps]} + $r" | bc -l); sum[b_p99]=$(echo "${sum[b_p99]} + $p" | bc -l); sum[b_up]=$(echo "${sum[b_up]} + $u" | bc -l)
-  read -r r p u < <(measure_binary "$after_bin")
-  printf 'round %s  after   session %8.0f req/s  p99 %6.2f ms  upload %7.1f MiB/s\n' "$round" "$r" "$p" "$u"
-  sum[a_rps]=$(echo "${sum[a_rps]} + $r" | bc -l); sum[a_p99]=$(echo "${sum[a_p99]} + $p" | bc -l); sum[a_up]=$(echo "${sum[a_up]} + $u" | bc -l)
+  measure_binary "$before_bin"
+  printf 'round %s  before  session %8.0f req/s  p99 %6.2f ms  upload %7.1f MiB/s\n' "$round" "$m_rps" "$m_p99" "$m_up"
+  add b
+  measure_binary "$after_bin"
+  printf 'round %s  after   session %8.0f req/s  p99 %6.2f ms  upload %7.1f MiB/s\n' "$round" "$m_rps" "$m_p99" "$m_up"
+  add a
 done
 ratio() { printf "%.3f" "$(echo "$1 / $2" | bc -l)"; }
 echo

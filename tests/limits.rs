@@ -93,6 +93,19 @@ async fn a_burst_of_registrations_with_long_passwords_stays_bounded() {
     );
 }
 
+/// How long one `GET /api/v1/session` takes (it must answer 200).
+async fn timed_session_read(client: &reqwest::Client, base: &str) -> Duration {
+    let started = Instant::now();
+    let status = client
+        .get(format!("{base}/api/v1/session"))
+        .send()
+        .await
+        .expect("GET /api/v1/session")
+        .status();
+    assert_eq!(status, 200);
+    started.elapsed()
+}
+
 /// A body that sends `fast` bytes at once, then one byte every `gap`, forever.
 fn stalling_body(fast: usize, gap: Duration) -> reqwest::Body {
     let head =
@@ -137,15 +150,7 @@ async fn slowloris_uploads_are_cut_and_leave_nothing_open() {
     // Baseline: the session route on an idle replica.
     let mut baseline = Vec::new();
     for _ in 0..100 {
-        let started = Instant::now();
-        let status = probe
-            .get(format!("{base}/api/v1/session"))
-            .send()
-            .await
-            .unwrap()
-            .status();
-        assert_eq!(status, 200);
-        baseline.push(started.elapsed());
+        baseline.push(timed_session_read(&probe, &base).await);
     }
     let baseline_p99 = percentile(baseline, 0.99);
 
@@ -180,15 +185,7 @@ async fn slowloris_uploads_are_cut_and_leave_nothing_open() {
     let mut during = Vec::new();
     let probing = Instant::now();
     while probing.elapsed() < Duration::from_secs(4) {
-        let started = Instant::now();
-        let status = probe
-            .get(format!("{base}/api/v1/session"))
-            .send()
-            .await
-            .unwrap()
-            .status();
-        assert_eq!(status, 200);
-        during.push(started.elapsed());
+        during.push(timed_session_read(&probe, &base).await);
     }
     let during_p99 = percentile(during, 0.99);
 

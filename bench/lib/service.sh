@@ -3,7 +3,8 @@
 # port with its logs in $work/service.log, a signed-in session cookie, and cleanup on exit.
 #
 #   source bench/lib/service.sh
-#   start_service [VAR=value ...]    -> sets $base (http://127.0.0.1:PORT) and $pid
+#   start_service [VAR=value ...]    -> sets $base (http://127.0.0.1:PORT), $pid and $db
+#   stop_service                     -> stops it and drops its database (start again afterwards)
 #   sign_in                          -> sets $cookie (dp_session=...)
 
 ADMIN_URL="${TEST_DATABASE_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
@@ -16,11 +17,16 @@ if [ -z "$binary" ]; then
 fi
 
 work=$(mktemp -d)
-db="bench_$(date +%s)_$$"
+db=""
 pid=""
-cleanup() {
+stop_service() {
   [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
-  psql -q "$ADMIN_URL" -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true
+  pid=""
+  [ -n "$db" ] && psql -q "$ADMIN_URL" -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true
+  db=""
+}
+cleanup() {
+  stop_service
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -31,6 +37,8 @@ start_service() {
   local port
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   base="http://127.0.0.1:$port"
+  # A new name per start, so a script can start the service several times in one run.
+  db="bench_$(date +%s%N)_$$"
   psql -q "$ADMIN_URL" -c "CREATE DATABASE \"$db\"" >/dev/null
   env LISTEN_ADDR="127.0.0.1:$port" DATABASE_URL="${ADMIN_URL%/*}/$db" STORAGE_URL="$work/files" \
     SESSION_COOKIE_SECURE=false RUST_LOG=warn LOG_FORMAT=json "$@" \

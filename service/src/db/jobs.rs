@@ -155,7 +155,7 @@ pub async fn cancel_of_file(db: &Db, file_id: Uuid) -> Result<u64, DbError> {
 #[tracing::instrument(skip(db))]
 pub async fn claim(db: &Db, owner: &str, lease_ms: i64) -> Result<Option<JobRow>, DbError> {
     let now = OffsetDateTime::now_utc();
-    let now_ms = now_ms();
+    let claim_ms = now_ms();
     let lock = match db.pool {
         Pool::Postgres(_) => "FOR UPDATE SKIP LOCKED",
         Pool::Sqlite(_) => "",
@@ -176,17 +176,20 @@ pub async fn claim(db: &Db, owner: &str, lease_ms: i64) -> Result<Option<JobRow>
         let mut tx = pool.begin().await?;
         let job = sqlx::query_as::<_, JobRow>(&sql)
             .bind(owner)
-            .bind(now_ms + lease_ms)
+            .bind(claim_ms + lease_ms)
             .bind(now)
-            .bind(now_ms)
+            .bind(claim_ms)
             .fetch_optional(&mut *tx)
             .await?;
         if let Some(job) = &job {
+            // Read the clock after the claim: the row became claimable when the previous
+            // attempt's transaction committed, and that attempt took its `ended_ms` before
+            // committing, so this start is never recorded before the previous end.
             sqlx::query(attempt_sql)
                 .bind(job.id)
                 .bind(job.attempts)
                 .bind(owner)
-                .bind(now_ms)
+                .bind(now_ms())
                 .execute(&mut *tx)
                 .await?;
         }
