@@ -1,11 +1,12 @@
 //! AWS clients built once from the standard credential chain (profiles, env, instance/task
 //! roles); `AWS_ENDPOINT_URL` points them at an emulator.
 
-use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 
-use crate::config::Config;
+use crate::config::{AwsSection, Config};
 
 /// The five clients `deployer` needs. Tests build this from mocked clients.
 #[derive(Clone, Debug)]
@@ -20,20 +21,30 @@ pub struct Aws {
 impl Aws {
     #[tracing::instrument(skip_all)]
     pub async fn from_env(config: &Config) -> Self {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .retry_config(retry_config(config.aws.max_attempts));
-        if let Some(region) = &config.aws.region {
-            loader = loader.region(aws_config::Region::new(region.clone()));
-        }
-        let shared = loader.load().await;
+        Self::from_shared(&shared_config(&config.aws).await)
+    }
+
+    pub fn from_shared(shared: &SdkConfig) -> Self {
         Self {
-            ecr: aws_sdk_ecr::Client::new(&shared),
-            ecs: aws_sdk_ecs::Client::new(&shared),
-            scaling: aws_sdk_applicationautoscaling::Client::new(&shared),
-            cloudwatch: aws_sdk_cloudwatch::Client::new(&shared),
-            elb: aws_sdk_elasticloadbalancingv2::Client::new(&shared),
+            ecr: aws_sdk_ecr::Client::new(shared),
+            ecs: aws_sdk_ecs::Client::new(shared),
+            scaling: aws_sdk_applicationautoscaling::Client::new(shared),
+            cloudwatch: aws_sdk_cloudwatch::Client::new(shared),
+            elb: aws_sdk_elasticloadbalancingv2::Client::new(shared),
         }
     }
+}
+
+/// Credentials, region and retries from the standard chain and `[aws]`; `[aws]` alone is
+/// known before the stack outputs the rest of the config refers to.
+#[tracing::instrument(skip_all)]
+pub async fn shared_config(aws: &AwsSection) -> SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(retry_config(aws.max_attempts));
+    if let Some(region) = &aws.region {
+        loader = loader.region(aws_config::Region::new(region.clone()));
+    }
+    loader.load().await
 }
 
 /// Standard retry mode: throttling, transient and 5xx errors are retried with jittered
@@ -52,19 +63,22 @@ pub struct AwsError {
 }
 
 impl AwsError {
-    pub fn new<E, R>(operation: &'static str, err: SdkError<E, R>) -> Self
+    pub fn new<E>(operation: &'static str, err: SdkError<E, HttpResponse>) -> Self
     where
         E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
-        R: std::fmt::Debug + 'static,
     {
         let (code, message) = match &err {
             SdkError::ServiceError(e) => {
                 let inner = e.err();
                 let code = inner.code().map(str::to_string);
-                let msg = inner
-                    .message()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| inner.to_string());
+                let msg = inner.message().map(str::to_string).unwrap_or_else(|| {
+                    // No code and no message: an answer that is not an AWS error document
+                    // (e.g. a proxy's or an emulator's 500 page); its status says the most.
+                    format!(
+                        "HTTP {} without an AWS error in the body ({inner})",
+                        e.raw().status().as_u16()
+                    )
+                });
                 (
                     code.clone(),
                     match code {
@@ -103,10 +117,9 @@ fn explain(err: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// `.map_err(aws_err("ecs:DescribeServices"))`
-pub fn aws_err<E, R>(operation: &'static str) -> impl FnOnce(SdkError<E, R>) -> AwsError
+pub fn aws_err<E>(operation: &'static str) -> impl FnOnce(SdkError<E, HttpResponse>) -> AwsError
 where
     E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug + 'static,
 {
     move |e| AwsError::new(operation, e)
 }

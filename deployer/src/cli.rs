@@ -6,11 +6,12 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use serde_json::json;
 
-use crate::aws::Aws;
+use crate::aws::{self, Aws};
 use crate::config::{self, Config};
 use crate::ecs::rollout::ReleaseError;
 use crate::error::{DeployError, exit};
 use crate::image::{ImagePublisher, OciPublisher, PublishedImage, resolve_target};
+use crate::infra::{self, InfraError, stack::StackClients};
 use crate::plan;
 use crate::progress::{OutputFormat, Progress};
 use crate::release::{ImageSource, release};
@@ -67,35 +68,75 @@ pub enum Command {
     Build,
     /// Build and push the image; print the pinned reference.
     Push,
-    /// Check the config (with --env and DEPLOYER__* overrides) and print the result as TOML.
+    /// Check the config (with --env and DEPLOYER__* overrides, stack outputs resolved) and print
+    /// the result as TOML.
     Config,
+    /// The CloudFormation stacks of [infra]: network, cluster, load balancer, database, bucket.
+    Infra {
+        #[command(subcommand)]
+        action: InfraAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum InfraAction {
+    /// Show what `infra up` would change: a change set per stack, computed and thrown away.
+    Plan {
+        /// Only this stack (and none after it).
+        #[arg(long)]
+        stack: Option<String>,
+    },
+    /// Create or update the stacks in order, following their events to the end.
+    Up {
+        #[arg(long)]
+        stack: Option<String>,
+    },
+    /// Delete the stacks, the last listed first (asks for confirmation unless --yes).
+    Down {
+        #[arg(long)]
+        stack: Option<String>,
+        /// Do not ask (scripts, CI).
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Print the stacks' outputs, as `${STACK.OUTPUT}` references resolve them.
+    Outputs {
+        #[arg(long)]
+        stack: Option<String>,
+    },
 }
 
 /// Runs the command; returns the process exit code.
 pub async fn run(cli: Cli) -> i32 {
     let format = cli.output;
     let vars = std::env::vars().filter(|(k, _)| k.starts_with(config::ENV_PREFIX));
-    let config = match config::load(&cli.config, cli.env.as_deref(), vars) {
-        Ok(c) => c,
+    let draft = match config::read(&cli.config, cli.env.as_deref(), vars) {
+        Ok(d) => d,
         Err(e) => return fail(format, &DeployError::Config(e), None),
     };
-    // No AWS client for `config`: building one may probe instance metadata for a region.
-    if let Command::Config = cli.command {
-        return match show_config(&config) {
-            Ok((text, value)) => {
-                match format {
-                    OutputFormat::Text => print!("{text}"),
-                    OutputFormat::Json => println!("{value}"),
-                }
-                exit::OK
-            }
-            Err(e) => fail(format, &e, None),
-        };
-    }
     let progress = Progress::new(format);
-    let aws = Aws::from_env(&config).await;
-    let publisher = OciPublisher::new(&config.image);
-    let result = dispatch(cli.command, &aws, &config, &publisher, &progress).await;
+    let result = match cli.command {
+        Command::Infra { action } => infra_command(action, &draft, &progress)
+            .await
+            .map_err(ReleaseError::Other),
+        command => match resolve(draft).await {
+            Ok((config, shared)) => match (command, shared) {
+                // No AWS client for `config` without references: building one may probe
+                // instance metadata for a region.
+                (Command::Config, _) => show_config(&config).map_err(ReleaseError::Other),
+                (command, shared) => {
+                    let shared = match shared {
+                        Some(s) => s,
+                        None => aws::shared_config(&config.aws).await,
+                    };
+                    let aws = Aws::from_shared(&shared);
+                    let publisher = OciPublisher::new(&config.image);
+                    dispatch(command, &aws, &config, &publisher, &progress).await
+                }
+            },
+            Err(e) => Err(ReleaseError::Other(e)),
+        },
+    };
     progress.finish();
     match result {
         Ok((text, value)) => {
@@ -105,7 +146,20 @@ pub async fn run(cli: Cli) -> i32 {
             }
             exit::OK
         }
-        Err(ReleaseError::Other(e)) => fail(format, &e, None),
+        Err(ReleaseError::Other(e)) => {
+            if let (DeployError::Infra(InfraError::StackFailed(outcome)), OutputFormat::Text) =
+                (&e, format)
+            {
+                eprintln!("{}", outcome.report());
+            }
+            let report = match &e {
+                DeployError::Infra(InfraError::StackFailed(outcome)) => {
+                    serde_json::to_value(outcome).ok()
+                }
+                _ => None,
+            };
+            fail(format, &e, report)
+        }
         Err(ReleaseError::Failed(f)) => {
             if format == OutputFormat::Text {
                 eprintln!("{}", f.text);
@@ -113,6 +167,119 @@ pub async fn run(cli: Cli) -> i32 {
             fail(format, &f.error, serde_json::to_value(&f.report).ok())
         }
     }
+}
+
+/// The config with `${STACK.OUTPUT}` resolved, reading the stacks it refers to (and the AWS
+/// config used for that, so it is loaded once).
+async fn resolve(
+    draft: config::Draft,
+) -> Result<(Config, Option<aws_config::SdkConfig>), DeployError> {
+    let stacks = draft.referenced_stacks()?;
+    if stacks.is_empty() {
+        return Ok((draft.resolve(&config::StackOutputs::new())?, None));
+    }
+    let aws_section = draft.aws()?;
+    let infra_section = draft.infra()?;
+    let shared = aws::shared_config(&aws_section).await;
+    let clients = StackClients::Shared(Box::new(shared.clone()));
+    let outputs = infra::read_outputs(
+        &clients,
+        infra_section.as_ref(),
+        aws_section.region.as_deref(),
+        &stacks,
+    )
+    .await
+    .map_err(|e| match e {
+        // Name the line that needs the stack: the fix may be the reference, not the stack.
+        InfraError::MissingStack { ref stack, .. } => {
+            DeployError::Config(draft.reference_error(stack, &e.to_string()))
+        }
+        e => DeployError::Infra(e),
+    })?;
+    Ok((draft.resolve(&outputs)?, Some(shared)))
+}
+
+async fn infra_command(
+    action: InfraAction,
+    draft: &config::Draft,
+    progress: &Progress,
+) -> Result<Printed, DeployError> {
+    let Some(section) = draft.infra()? else {
+        return Err(DeployError::Usage(
+            "the config has no [infra] section; add [[infra.stacks]] entries (see deploy/deployer.toml)"
+                .into(),
+        ));
+    };
+    let aws_section = draft.aws()?;
+    let clients = StackClients::Shared(Box::new(aws::shared_config(&aws_section).await));
+    let ctx = infra::Context {
+        clients: &clients,
+        infra: &section,
+        default_region: aws_section.region.as_deref(),
+        progress,
+    };
+    run_infra(action, &ctx).await
+}
+
+/// The infra commands on a built context (tests pass scripted clients here).
+pub async fn run_infra(
+    action: InfraAction,
+    ctx: &infra::Context<'_>,
+) -> Result<Printed, DeployError> {
+    match action {
+        InfraAction::Plan { stack } => {
+            let p = infra::plan(ctx, stack.as_deref()).await?;
+            let mut value = json!(p);
+            value["changes"] = json!(p.has_changes());
+            Ok((p.render(), value))
+        }
+        InfraAction::Up { stack } => {
+            let r = infra::up(ctx, stack.as_deref()).await?;
+            Ok((r.render(), json!(r)))
+        }
+        InfraAction::Down { stack, yes } => {
+            let names: Vec<String> = infra::deletion_order(ctx, stack.as_deref())?
+                .iter()
+                .map(|s| s.name.clone())
+                .collect();
+            if !yes {
+                confirm_deletion(&names)?;
+            }
+            let r = infra::down(ctx, stack.as_deref()).await?;
+            Ok((r.render(), json!(r)))
+        }
+        InfraAction::Outputs { stack } => {
+            let o = infra::outputs(ctx, stack.as_deref()).await?;
+            Ok((infra::render_outputs(&o), json!(o)))
+        }
+    }
+}
+
+/// Deleting stacks deletes the database and the bucket's stack: a person types the names.
+fn confirm_deletion(names: &[String]) -> Result<(), DeployError> {
+    use std::io::{BufRead, IsTerminal, Write};
+    let list = names.join(", ");
+    if !std::io::stdin().is_terminal() {
+        return Err(DeployError::Usage(format!(
+            "infra down deletes stacks {list} and their resources; pass --yes to confirm (stdin is not a terminal)"
+        )));
+    }
+    let expected = names.join(" ");
+    eprint!(
+        "This deletes stacks {list} and every resource in them. Type `{expected}` to confirm: "
+    );
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| DeployError::Other(format!("cannot read the confirmation: {e}")))?;
+    if answer.trim() != expected {
+        return Err(DeployError::Usage(
+            "not confirmed; nothing was deleted".into(),
+        ));
+    }
+    Ok(())
 }
 
 type Printed = (String, serde_json::Value);
@@ -170,6 +337,9 @@ async fn dispatch<P: ImagePublisher>(
             Ok((pushed.reference.clone(), json!(pushed)))
         }
         Command::Config => show_config(config).map_err(ReleaseError::Other),
+        Command::Infra { .. } => Err(ReleaseError::Other(DeployError::Usage(
+            "infra commands do not read the service's state".into(),
+        ))),
     }
 }
 

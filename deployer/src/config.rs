@@ -5,12 +5,14 @@
 
 mod locate;
 mod model;
+pub mod refs;
 mod validate;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 pub use model::*;
+pub use refs::StackOutputs;
 
 /// Environment variables `DEPLOYER__SECTION__FIELD=value` override single fields, e.g.
 /// `DEPLOYER__AUTOSCALING__MAX=10`. The value is read as a TOML value, else as a string.
@@ -42,18 +44,28 @@ impl ConfigError {
 }
 
 /// Loads `file`, applies `[env.NAME]` (when `env` is given) and then `DEPLOYER__*` variables
-/// from `vars`, and validates the result.
+/// from `vars`, and validates the result. A file that refers to stack outputs needs
+/// [`read`] and [`Draft::resolve`] instead.
 pub fn load(
     file: &Path,
     env: Option<&str>,
     vars: impl IntoIterator<Item = (String, String)>,
 ) -> Result<Config, ConfigError> {
+    read(file, env, vars)?.resolve(&StackOutputs::new())
+}
+
+/// Reads `file` and applies the overrides, without resolving `${STACK.OUTPUT}` references.
+pub fn read(
+    file: &Path,
+    env: Option<&str>,
+    vars: impl IntoIterator<Item = (String, String)>,
+) -> Result<Draft, ConfigError> {
     let text = std::fs::read_to_string(file).map_err(|e| ConfigError {
         origin: file.display().to_string(),
         field: "file".into(),
         message: format!("cannot read it ({e}); pass --config PATH or set DEPLOYER_CONFIG"),
     })?;
-    parse(file, &text, env, vars)
+    draft(file, &text, env, vars)
 }
 
 /// [`load`] for text already in memory; `file` is only used in messages.
@@ -63,6 +75,16 @@ pub fn parse(
     env: Option<&str>,
     vars: impl IntoIterator<Item = (String, String)>,
 ) -> Result<Config, ConfigError> {
+    draft(file, text, env, vars)?.resolve(&StackOutputs::new())
+}
+
+/// [`read`] for text already in memory.
+pub fn draft(
+    file: &Path,
+    text: &str,
+    env: Option<&str>,
+    vars: impl IntoIterator<Item = (String, String)>,
+) -> Result<Draft, ConfigError> {
     let located = locate::Locator::new(file.to_path_buf(), text)?;
     let mut table: toml::Table = toml::from_str(text).map_err(|e| {
         let line = e.span().map(|s| located.line_of(s.start)).unwrap_or(1);
@@ -121,23 +143,128 @@ pub fn parse(
         set_path(&mut table, &path, parse_env_value(&raw));
         origins.vars.insert(path.join("."), var);
     }
+    Ok(Draft {
+        table,
+        located,
+        origins,
+    })
+}
 
-    let config: Config =
-        serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
-            let mut path = to_segments(e.path());
-            let message = e.inner().message().trim().to_string();
-            // Some serde paths stop at the parent of an unknown key; point at the key itself.
-            if let Some(unknown) = message
-                .strip_prefix("unknown field `")
-                .and_then(|m| m.split('`').next())
-                && path.last().map(String::as_str) != Some(unknown)
-            {
-                path.push(unknown.to_string());
+/// The config with its overrides applied and its `${STACK.OUTPUT}` references not yet
+/// resolved: enough for `deployer infra`, which creates the stacks the rest refers to.
+pub struct Draft {
+    table: toml::Table,
+    located: locate::Locator,
+    origins: Origins,
+}
+
+impl Draft {
+    /// `[aws]` alone (the region and retries the stack reads need).
+    pub fn aws(&self) -> Result<AwsSection, ConfigError> {
+        self.section("aws").map(Option::unwrap_or_default)
+    }
+
+    /// `[infra]` alone, checked; `${...}` in its parameters are left for `infra up`.
+    pub fn infra(&self) -> Result<Option<InfraSection>, ConfigError> {
+        let infra: Option<InfraSection> = self.section("infra")?;
+        if let Some(infra) = &infra {
+            validate::infra(infra).map_err(|v| self.error(&v.path, &v.message))?;
+        }
+        Ok(infra)
+    }
+
+    /// Stacks whose outputs the file refers to outside `[infra]`, in name order.
+    pub fn referenced_stacks(&self) -> Result<BTreeSet<String>, ConfigError> {
+        let mut stacks = BTreeSet::new();
+        self.visit_references(&mut |_, s| {
+            stacks.extend(refs::parse(s)?.into_iter().map(|r| r.stack));
+            Ok(())
+        })
+        .map_err(|(path, m)| self.error(&path, &m))?;
+        Ok(stacks)
+    }
+
+    /// An error at the first place that refers to `stack`'s outputs.
+    pub fn reference_error(&self, stack: &str, message: &str) -> ConfigError {
+        let mut first: Option<Vec<String>> = None;
+        let _ = self.visit_references(&mut |path, s| {
+            let names = refs::parse(s).unwrap_or_default();
+            if first.is_none() && names.iter().any(|r| r.stack == stack) {
+                first = Some(path.to_vec());
             }
-            origins.error(&located, &path, &message)
-        })?;
-    validate::validate(&config).map_err(|v| origins.error(&located, &v.path, &v.message))?;
-    Ok(config)
+            Ok(())
+        });
+        self.error(&first.unwrap_or_default(), message)
+    }
+
+    /// Walks every string outside `[infra]` (whose references `infra up` resolves itself),
+    /// on a copy: the draft stays as read.
+    fn visit_references(&self, f: &mut refs::Visit<'_>) -> Result<(), (Vec<String>, String)> {
+        for (key, value) in self.table.iter().filter(|(k, _)| *k != "infra") {
+            refs::visit_strings(&mut value.clone(), &mut vec![key.clone()], &mut |p, s| {
+                f(p, s)
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Replaces the references with `outputs`, then deserializes and validates the whole file.
+    pub fn resolve(mut self, outputs: &StackOutputs) -> Result<Config, ConfigError> {
+        for (key, value) in self.table.iter_mut().filter(|(k, _)| *k != "infra") {
+            refs::visit_strings(value, &mut vec![key.clone()], &mut |_, s| {
+                *s = refs::substitute(s, outputs)?;
+                Ok(())
+            })
+            .map_err(|(path, m)| self.origins.error(&self.located, &path, &m))?;
+        }
+        let Draft {
+            table,
+            located,
+            origins,
+        } = self;
+        let config: Config =
+            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+                let path = serde_error_path(&e);
+                origins.error(&located, &path, e.inner().message().trim())
+            })?;
+        validate::validate(&config).map_err(|v| origins.error(&located, &v.path, &v.message))?;
+        Ok(config)
+    }
+
+    fn section<T: serde::de::DeserializeOwned>(
+        &self,
+        name: &str,
+    ) -> Result<Option<T>, ConfigError> {
+        let Some(value) = self.table.get(name) else {
+            return Ok(None);
+        };
+        serde_path_to_error::deserialize(value.clone())
+            .map(Some)
+            .map_err(|e| {
+                let mut path = vec![name.to_string()];
+                path.extend(serde_error_path(&e));
+                self.error(&path, e.inner().message().trim())
+            })
+    }
+
+    fn error(&self, path: &[String], message: &str) -> ConfigError {
+        self.origins.error(&self.located, path, message)
+    }
+}
+
+/// serde's path to the bad value; some paths stop at the parent of an unknown key, so the key
+/// is appended to point at it.
+fn serde_error_path(e: &serde_path_to_error::Error<toml::de::Error>) -> Vec<String> {
+    let mut path = to_segments(e.path());
+    let message = e.inner().message().trim();
+    if let Some(unknown) = message
+        .strip_prefix("unknown field `")
+        .and_then(|m| m.split('`').next())
+        && path.last().map(String::as_str) != Some(unknown)
+    {
+        path.push(unknown.to_string());
+    }
+    path
 }
 
 /// Where each value came from, to name it in an error.

@@ -7,6 +7,7 @@
 use crate::aws::AwsError;
 use crate::config::ConfigError;
 use crate::image::{ImageError, TargetError};
+use crate::infra::InfraError;
 
 /// Exit codes, documented in the README. A script can tell "fix the file" from "AWS said no"
 /// from "the new version does not come up".
@@ -26,6 +27,8 @@ pub mod exit {
     pub const TIMED_OUT: i32 = 6;
     /// Building or pushing the image failed.
     pub const IMAGE: i32 = 7;
+    /// A stack operation failed or was rolled back, or CloudFormation rejected its change set.
+    pub const INFRA_FAILED: i32 = 8;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +42,8 @@ pub enum DeployError {
     Aws(#[from] AwsError),
     #[error(transparent)]
     Image(#[from] ImageError),
+    #[error(transparent)]
+    Infra(#[from] InfraError),
     /// The rollout ended badly; the report has already been printed.
     #[error("deployment {deployment_id} failed: {reason}")]
     RolloutFailed {
@@ -76,6 +81,18 @@ impl DeployError {
             DeployError::Config(_) | DeployError::Usage(_) => exit::CONFIG,
             DeployError::Aws(_) => exit::AWS,
             DeployError::Image(_) => exit::IMAGE,
+            DeployError::Infra(e) => match e {
+                InfraError::Aws(_) => exit::AWS,
+                InfraError::Template(_)
+                | InfraError::UnknownStack { .. }
+                | InfraError::NeedsDelete { .. }
+                | InfraError::Parameter { .. }
+                | InfraError::MissingStack { .. } => exit::CONFIG,
+                InfraError::ChangeSetFailed { .. } | InfraError::StackFailed(_) => {
+                    exit::INFRA_FAILED
+                }
+                InfraError::TimedOut { .. } => exit::TIMED_OUT,
+            },
             DeployError::RolloutFailed { .. } => exit::ROLLOUT_FAILED,
             DeployError::RolledBack { .. } => exit::ROLLED_BACK,
             DeployError::TimedOut { .. } => exit::TIMED_OUT,

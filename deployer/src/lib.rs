@@ -8,6 +8,7 @@ pub mod ecr;
 pub mod ecs;
 pub mod error;
 pub mod image;
+pub mod infra;
 pub mod ledger;
 pub mod plan;
 pub mod progress;

@@ -71,6 +71,7 @@ impl Locator {
 #[derive(Clone, Copy)]
 enum Node<'a> {
     Item(&'a Item),
+    Table(&'a toml_edit::Table),
     Value(&'a Value),
 }
 
@@ -79,13 +80,13 @@ impl<'a> Node<'a> {
     fn child(self, segment: &str) -> Option<(Option<usize>, Node<'a>)> {
         let index = || segment.parse::<usize>().ok();
         match self {
-            Node::Item(Item::Table(t)) => {
+            Node::Item(Item::Table(t)) | Node::Table(t) => {
                 let key = t.key(segment)?.span().map(|s| s.start);
                 Some((key, Node::Item(t.get(segment)?)))
             }
             Node::Item(Item::ArrayOfTables(a)) => {
                 let t = a.get(index()?)?;
-                Some((t.span().map(|s| s.start), Node::Item(&EMPTY)))
+                Some((t.span().map(|s| s.start), Node::Table(t)))
             }
             Node::Item(Item::Value(v)) | Node::Value(v) => match v {
                 Value::InlineTable(t) => {
@@ -102,5 +103,3 @@ impl<'a> Node<'a> {
         }
     }
 }
-
-static EMPTY: Item = Item::None;

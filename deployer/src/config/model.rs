@@ -22,6 +22,9 @@ pub struct Config {
     #[serde(default)]
     pub deployment: DeploymentSection,
     pub autoscaling: Option<AutoscalingSection>,
+    /// CloudFormation stacks `deployer infra` manages; their outputs can be used anywhere else
+    /// in the file as `${STACK.OUTPUT}`.
+    pub infra: Option<InfraSection>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -332,4 +335,44 @@ pub struct ScaleIn {
 
 fn default_cooldown() -> Duration {
     Duration::from_secs(300)
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct InfraSection {
+    /// Created or updated in this order by `infra up`, deleted in reverse by `infra down`.
+    pub stacks: Vec<StackSection>,
+    /// How long `infra up`/`down` follow one stack before exiting "timed out".
+    #[serde(default = "default_infra_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Time between two looks at a stack or change set.
+    #[serde(default = "default_poll", with = "humantime_serde")]
+    pub poll_interval: Duration,
+}
+
+fn default_infra_timeout() -> Duration {
+    Duration::from_secs(60 * 60)
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StackSection {
+    /// CloudFormation stack name; `${NAME.OUTPUT}` refers to one of its outputs.
+    pub name: String,
+    /// Template file (YAML or JSON), relative to the working directory.
+    pub template: std::path::PathBuf,
+    /// Region of this stack; default `aws.region` (e.g. a replica bucket's second region).
+    pub region: Option<String>,
+    /// Template parameters. Values may use `${STACK.OUTPUT}` of a stack listed before this one.
+    #[serde(default)]
+    pub parameters: BTreeMap<String, String>,
+    /// Tags CloudFormation puts on the stack and on every resource that supports tags.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+impl InfraSection {
+    pub fn stack(&self, name: &str) -> Option<&StackSection> {
+        self.stacks.iter().find(|s| s.name == name)
+    }
 }

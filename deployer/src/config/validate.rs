@@ -36,10 +36,55 @@ pub fn validate(c: &Config) -> Result<(), Violation> {
         )?;
     }
     task(c)?;
+    not_embedded(&c.task)?;
     service(c)?;
     deployment(&c.deployment)?;
     if let Some(a) = &c.autoscaling {
         autoscaling(a, c.service.desired_count)?;
+    }
+    if let Some(i) = &c.infra {
+        infra(i)?;
+    }
+    Ok(())
+}
+
+/// Without shared storage and a shared database the service starts in its single-node embedded
+/// mode (SQLite and a folder on the task's own disk): every replica would hold its own users and
+/// files, and lose them when it stops. ECS would report that deployment healthy.
+fn not_embedded(t: &TaskSection) -> Result<(), Violation> {
+    let value = |name: &str| t.environment.get(name).map(String::as_str);
+    if !t.secrets.contains_key("STORAGE_URL") {
+        match value("STORAGE_URL") {
+            Some(url) if url.starts_with("s3://") => {}
+            Some(url) => fail(
+                "task.environment.STORAGE_URL",
+                format!(
+                    "is {url:?}, a folder on the task's own disk; replicas would not share files: set s3://BUCKET/PREFIX"
+                ),
+            )?,
+            None => fail(
+                "task.environment",
+                "has no STORAGE_URL: the service would keep files on the task's own disk (embedded mode); set STORAGE_URL = \"s3://BUCKET/PREFIX\"",
+            )?,
+        }
+    }
+    if !t.secrets.contains_key("DATABASE_URL") {
+        match value("DATABASE_URL") {
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                fail(
+                    "task.environment.DATABASE_URL",
+                    "holds the database password in plain text; move it to task.secrets (a Secrets Manager ARN)",
+                )?
+            }
+            Some(_) => fail(
+                "task.environment.DATABASE_URL",
+                "is not a postgres:// URL: replicas would each use their own SQLite file; put a Postgres URL in a secret under task.secrets",
+            )?,
+            None => fail(
+                "task.secrets",
+                "has no DATABASE_URL: the service would use a SQLite file on the task's own disk (embedded mode); add DATABASE_URL = \"arn:aws:secretsmanager:...\"",
+            )?,
+        }
     }
     Ok(())
 }
@@ -329,6 +374,58 @@ fn minutes(path: &str, d: Duration) -> Result<(), Violation> {
                 humantime::format_duration(d)
             ),
         )?;
+    }
+    Ok(())
+}
+
+/// `[infra]` on its own: `deployer infra` reads it before the stacks the rest refers to exist.
+pub fn infra(infra: &InfraSection) -> Result<(), Violation> {
+    if infra.stacks.is_empty() {
+        fail(
+            "infra.stacks",
+            "lists no stack; add [[infra.stacks]] with name and template",
+        )?;
+    }
+    within("infra.timeout", infra.timeout, 60, 6 * 3600)?;
+    within("infra.poll_interval", infra.poll_interval, 1, 300)?;
+    let mut earlier: Vec<&str> = Vec::new();
+    for (i, stack) in infra.stacks.iter().enumerate() {
+        let at = |field: &str| format!("infra.stacks.{i}.{field}");
+        let valid = stack.name.len() <= 128
+            && stack.name.starts_with(|c: char| c.is_ascii_alphabetic())
+            && stack
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-');
+        if !valid {
+            fail(
+                &at("name"),
+                format!(
+                    "{:?} is not a CloudFormation stack name (a letter, then letters, digits and -, at most 128)",
+                    stack.name
+                ),
+            )?;
+        }
+        if earlier.contains(&stack.name.as_str()) {
+            fail(&at("name"), format!("stack {} is listed twice", stack.name))?;
+        }
+        for (key, value) in &stack.parameters {
+            let path = format!("infra.stacks.{i}.parameters.{key}");
+            let references =
+                super::refs::parse(value).or_else(|m| fail(&path, m).map(|_| vec![]))?;
+            for r in references {
+                if !earlier.contains(&r.stack.as_str()) {
+                    fail(
+                        &path,
+                        format!(
+                            "refers to stack {}, which is not listed before {} in [[infra.stacks]]",
+                            r.stack, stack.name
+                        ),
+                    )?;
+                }
+            }
+        }
+        earlier.push(&stack.name);
     }
     Ok(())
 }
