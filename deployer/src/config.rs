@@ -132,7 +132,7 @@ pub fn draft(
         let Some(rest) = var.strip_prefix(ENV_PREFIX) else {
             continue;
         };
-        let path: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
+        let path = override_path(rest);
         if path.iter().any(String::is_empty) {
             return Err(ConfigError {
                 origin: format!("environment variable {var}"),
@@ -338,6 +338,24 @@ fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) {
     }
 }
 
+/// `TASK__ENVIRONMENT__STORAGE_URL` -> `task.environment.STORAGE_URL`: field names are
+/// lowercase, but the keys of the maps of variable names keep the case they are written in.
+fn override_path(rest: &str) -> Vec<String> {
+    let mut path: Vec<String> = Vec::new();
+    for segment in rest.split("__") {
+        let keeps_case = matches!(
+            path.iter().map(String::as_str).collect::<Vec<_>>()[..],
+            ["task", "environment"] | ["task", "secrets"]
+        );
+        path.push(if keeps_case {
+            segment.to_string()
+        } else {
+            segment.to_ascii_lowercase()
+        });
+    }
+    path
+}
+
 fn parse_env_value(raw: &str) -> toml::Value {
     toml::from_str::<toml::Table>(&format!("v = {raw}"))
         .ok()
@@ -357,6 +375,19 @@ mod tests {
             parse_env_value("127.0.0.1:5000"),
             toml::Value::String("127.0.0.1:5000".into())
         );
+    }
+
+    #[test]
+    fn variable_names_in_overrides_keep_their_case() {
+        assert_eq!(
+            override_path("TASK__ENVIRONMENT__STORAGE_URL"),
+            ["task", "environment", "STORAGE_URL"]
+        );
+        assert_eq!(
+            override_path("TASK__SECRETS__DATABASE_URL"),
+            ["task", "secrets", "DATABASE_URL"]
+        );
+        assert_eq!(override_path("AUTOSCALING__MAX"), ["autoscaling", "max"]);
     }
 
     #[test]

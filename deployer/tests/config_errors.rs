@@ -210,3 +210,96 @@ fn secrets_must_be_arns() {
         format!("deployer.toml:{}", line_of(&bad, "DATABASE_URL"))
     );
 }
+
+#[test]
+fn a_task_that_would_start_in_embedded_mode_is_refused_naming_what_is_missing() {
+    let (_, text) = checked_in();
+    // No STORAGE_URL: every replica would keep files on its own disk.
+    let no_storage = text.replace(
+        "STORAGE_URL = \"s3://prod-data-processor-files/data\"\n",
+        "",
+    );
+    let e = parse(&no_storage, None, &[]).unwrap_err();
+    assert_eq!(e.field, "task.environment");
+    assert!(e.message.contains("has no STORAGE_URL"), "{e}");
+    assert!(e.message.contains("s3://BUCKET/PREFIX"), "{e}");
+
+    // A folder is not shared storage either; the line is named.
+    let folder = text.replace("s3://prod-data-processor-files/data", "/var/lib/data");
+    let e = parse(&folder, None, &[]).unwrap_err();
+    assert_eq!(e.field, "task.environment.STORAGE_URL");
+    assert_eq!(
+        e.origin,
+        format!("deployer.toml:{}", line_of(&folder, "STORAGE_URL = "))
+    );
+
+    // No DATABASE_URL secret: SQLite on the task's disk.
+    let no_database = text.replace(
+        "DATABASE_URL = \"arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/data-processor/database-url\"\n",
+        "",
+    );
+    let e = parse(&no_database, None, &[]).unwrap_err();
+    assert_eq!(e.field, "task.secrets");
+    assert!(e.message.contains("has no DATABASE_URL"), "{e}");
+
+    // Overrides count: an environment variable can also take the setting away.
+    let e = parse(
+        &text,
+        None,
+        &[("DEPLOYER__TASK__ENVIRONMENT__STORAGE_URL", "./data")],
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.origin,
+        "environment variable DEPLOYER__TASK__ENVIRONMENT__STORAGE_URL"
+    );
+}
+
+#[test]
+fn infra_stacks_may_only_use_outputs_of_stacks_listed_before_them() {
+    let (_, text) = checked_in();
+    let infra = "\n[infra]\n\
+        [[infra.stacks]]\nname = \"web\"\ntemplate = \"web.yaml\"\n\
+        [infra.stacks.parameters]\nBucket = \"${replica.BucketArn}\"\n\
+        [[infra.stacks]]\nname = \"replica\"\ntemplate = \"replica.yaml\"\n";
+    let (main, envs) = text.split_at(text.find("\n[env.").expect("env sections"));
+    let bad = format!("{main}{infra}{envs}");
+    let e = parse(&bad, None, &[]).unwrap_err();
+    assert_eq!(e.field, "infra.stacks.0.parameters.Bucket");
+    assert_eq!(
+        e.origin,
+        format!("deployer.toml:{}", line_of(&bad, "Bucket = "))
+    );
+    assert!(
+        e.message
+            .contains("refers to stack replica, which is not listed before web"),
+        "{e}"
+    );
+
+    let twice = bad
+        .replace("Bucket = \"${replica.BucketArn}\"", "")
+        .replace("name = \"replica\"", "name = \"web\"");
+    let e = parse(&twice, None, &[]).unwrap_err();
+    assert!(e.message.contains("stack web is listed twice"), "{e}");
+}
+
+#[test]
+fn a_reference_without_the_outputs_read_is_an_error_at_its_line() {
+    let (_, text) = checked_in();
+    let with_ref = text.replace(
+        "cluster = \"prod-data-processor\"",
+        "cluster = \"${data-processor.ClusterName}\"",
+    );
+    let e = parse(&with_ref, None, &[]).unwrap_err();
+    assert_eq!(e.field, "cluster");
+    assert_eq!(
+        e.origin,
+        format!("deployer.toml:{}", line_of(&with_ref, "cluster = "))
+    );
+    let malformed = text.replace(
+        "cluster = \"prod-data-processor\"",
+        "cluster = \"${data-processor}\"",
+    );
+    let e = parse(&malformed, None, &[]).unwrap_err();
+    assert!(e.message.contains("write ${STACK.OUTPUT}"), "{e}");
+}
