@@ -74,6 +74,22 @@ class Aws:
         )
 
 
+MOTO_UNKNOWN_OUTPUTS = ("DatabasePasswordSecretArn",)
+
+
+def without_outputs(body, names):
+    """The template text without the named outputs (each a block indented under Outputs:)."""
+    kept, skipping = [], False
+    for line in body.splitlines(keepends=True):
+        if line.startswith("  ") and not line.startswith("   "):
+            skipping = line.strip().rstrip(":") in names
+        elif not line.startswith(" "):
+            skipping = False
+        if not skipping:
+            kept.append(line)
+    return "".join(kept)
+
+
 def deploy(aws, stack, template, region, params):
     """CreateChangeSet + ExecuteChangeSet, as `deployer infra` does. Returns the outputs."""
     cf = aws("cloudformation", region)
@@ -91,8 +107,11 @@ def deploy(aws, stack, template, region, params):
     # moto 5.2.5 builds a stack's outputs from the template it had when the CREATE change set made
     # it (an empty one) and never again on ExecuteChangeSet; UpdateStack rebuilds them. On real
     # AWS the outputs are there after the change set and this call is not needed.
+    # moto's UpdateStack also rejects Fn::GetAtt MasterUserSecret.SecretArn (its RDS model lacks the
+    # attribute; the change set path above accepts it), so that one output is left out here.
     cf.update_stack(
-        StackName=stack, TemplateBody=body, Parameters=parameters, Capabilities=["CAPABILITY_NAMED_IAM"]
+        StackName=stack, TemplateBody=without_outputs(body, MOTO_UNKNOWN_OUTPUTS), Parameters=parameters,
+        Capabilities=["CAPABILITY_NAMED_IAM"],
     )
     described = cf.describe_stacks(StackName=stack)["Stacks"][0]
     resources = {
