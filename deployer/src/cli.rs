@@ -191,8 +191,11 @@ async fn resolve(
     .await
     .map_err(|e| match e {
         // Name the line that needs the stack: the fix may be the reference, not the stack.
-        InfraError::MissingStack { ref stack, .. } => {
-            DeployError::Config(draft.reference_error(stack, &e.to_string()))
+        InfraError::MissingStack {
+            ref referenced_as, ..
+        } => DeployError::Config(draft.reference_error(referenced_as, &e.to_string())),
+        InfraError::NoServiceStack => {
+            DeployError::Config(draft.reference_error(config::SERVICE_STACK_ALIAS, &e.to_string()))
         }
         e => DeployError::Infra(e),
     })?;

@@ -211,6 +211,7 @@ impl Draft {
     /// Replaces the references with `outputs`, then deserializes and validates the whole file.
     pub fn resolve(mut self, outputs: &StackOutputs) -> Result<Config, ConfigError> {
         for (key, value) in self.table.iter_mut().filter(|(k, _)| *k != "infra") {
+            refs::expand_lists(value, outputs);
             refs::visit_strings(value, &mut vec![key.clone()], &mut |_, s| {
                 *s = refs::substitute(s, outputs)?;
                 Ok(())

@@ -87,7 +87,8 @@ impl DeployError {
                 | InfraError::UnknownStack { .. }
                 | InfraError::NeedsDelete { .. }
                 | InfraError::Parameter { .. }
-                | InfraError::MissingStack { .. } => exit::CONFIG,
+                | InfraError::MissingStack { .. }
+                | InfraError::NoServiceStack => exit::CONFIG,
                 InfraError::ChangeSetFailed { .. } | InfraError::StackFailed(_) => {
                     exit::INFRA_FAILED
                 }

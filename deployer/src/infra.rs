@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use serde::Serialize;
 
 use crate::aws::AwsError;
-use crate::config::{InfraSection, StackOutputs, StackSection, refs};
+use crate::config::{InfraSection, SERVICE_STACK_ALIAS, StackOutputs, StackSection, refs};
 use crate::progress::Progress;
 use changeset::{Proposal, Request};
 use events::{Follow, Outcome};
@@ -51,7 +51,16 @@ pub enum InfraError {
     },
     /// The config refers to outputs of a stack that does not exist.
     #[error("stack {stack} does not exist in {region}; create it with `deployer infra up`")]
-    MissingStack { stack: String, region: String },
+    MissingStack {
+        stack: String,
+        region: String,
+        /// The name the config uses for it (`infra` for the service stack).
+        referenced_as: String,
+    },
+    #[error(
+        "${{infra.OUTPUT}} names the outputs of the service stack, but there is no [infra] section listing it"
+    )]
+    NoServiceStack,
 }
 
 fn first_failure(outcome: &Outcome) -> String {
@@ -445,8 +454,9 @@ pub fn render_outputs(outputs: &StackOutputs) -> String {
         .join("\n")
 }
 
-/// Reads the outputs of `names` (the stacks the config refers to) for `Draft::resolve`. A stack
-/// listed in `[infra]` is read in its own region, any other in the default one.
+/// Reads the outputs of `names` (the stacks the config refers to, `infra` standing for the
+/// service stack) for `Draft::resolve`, keyed by those names. A stack listed in `[infra]` is read
+/// in its own region, any other in the default one.
 pub async fn read_outputs(
     clients: &StackClients,
     infra: Option<&InfraSection>,
@@ -455,19 +465,27 @@ pub async fn read_outputs(
 ) -> Result<StackOutputs, InfraError> {
     let mut all = StackOutputs::new();
     for name in names {
+        let stack = if name == SERVICE_STACK_ALIAS {
+            infra
+                .and_then(InfraSection::service_stack_name)
+                .ok_or(InfraError::NoServiceStack)?
+        } else {
+            name.as_str()
+        };
         let region = infra
-            .and_then(|i| i.stack(name))
+            .and_then(|i| i.stack(stack))
             .and_then(|s| s.region.as_deref())
             .or(default_region);
         let cfn = clients.for_region(region);
-        match stack::describe(&cfn, name).await? {
+        match stack::describe(&cfn, stack).await? {
             Some(l) if !l.is_review() => {
                 all.insert(name.clone(), l.outputs);
             }
             _ => {
                 return Err(InfraError::MissingStack {
-                    stack: name.clone(),
+                    stack: stack.to_string(),
                     region: region.unwrap_or("the default region").to_string(),
+                    referenced_as: name.clone(),
                 });
             }
         }

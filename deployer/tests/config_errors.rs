@@ -1,6 +1,8 @@
 //! The checked-in config loads, overrides apply, and every kind of mistake is reported on one
 //! line naming the file, the line and the field.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use deployer::config::{self, Config, ConfigError};
@@ -11,13 +13,15 @@ fn checked_in() -> (PathBuf, String) {
     (path, text)
 }
 
+/// Loads `text` as deployer does, its `${infra.OUTPUT}` taking the stand-in stack outputs.
 fn parse(text: &str, env: Option<&str>, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-    config::parse(
+    config::draft(
         Path::new("deployer.toml"),
         text,
         env,
         vars.iter().map(|(k, v)| (k.to_string(), v.to_string())),
-    )
+    )?
+    .resolve(&common::stand_in_outputs())
 }
 
 /// 1-based line of the first line containing `needle`.
@@ -27,9 +31,37 @@ fn line_of(text: &str, needle: &str) -> usize {
 
 #[test]
 fn checked_in_config_has_the_classic_setup() {
-    let (path, text) = checked_in();
-    let c = config::parse(&path, &text, None, []).expect("valid");
+    let (_, text) = checked_in();
+    let c = parse(&text, None, &[]).expect("valid");
     assert_eq!(c.cluster, "prod-data-processor");
+    assert_eq!(
+        c.task.environment["STORAGE_URL"],
+        "s3://prod-data-processor-files/data"
+    );
+    assert_eq!(
+        c.task.secrets["DATABASE_PASSWORD"],
+        "arn:aws:secretsmanager:eu-west-1:123456789012:secret:rds!db-0123:password::"
+    );
+    let infra = c.infra.as_ref().expect("[infra]");
+    let stacks: Vec<(&str, Option<&str>)> = infra
+        .stacks
+        .iter()
+        .map(|s| (s.name.as_str(), s.region.as_deref()))
+        .collect();
+    assert_eq!(
+        stacks,
+        [
+            ("data-processor-replica", Some("eu-central-1")),
+            ("data-processor", None)
+        ]
+    );
+    assert_eq!(infra.service_stack_name(), Some("data-processor"));
+    for stack in &infra.stacks {
+        let template = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join(&stack.template);
+        assert!(template.is_file(), "{} is not a file", template.display());
+    }
     assert_eq!(c.registry.repository, "data-processor");
     assert_eq!(c.task.family, "data-processor-task");
     assert_eq!(c.task.container.port, 8080);
@@ -49,24 +81,24 @@ fn checked_in_config_has_the_classic_setup() {
 
 #[test]
 fn env_section_and_variables_override_the_file() {
-    let (path, text) = checked_in();
-    let c = config::parse(&path, &text, Some("staging"), []).unwrap();
-    assert_eq!(c.cluster, "staging-data-processor");
+    let (_, text) = checked_in();
+    let c = parse(&text, Some("staging"), &[]).unwrap();
+    // Staging lists its own stacks, so ${infra.OUTPUT} names staging's service stack.
+    let infra = c.infra.as_ref().expect("[infra]");
+    assert_eq!(infra.service_stack_name(), Some("data-processor-staging"));
+    assert_eq!(infra.stacks.len(), 2);
+    assert_eq!(c.service.name, "data-processor-service-staging");
     assert_eq!(c.service.desired_count, 2);
     assert_eq!(c.autoscaling.as_ref().unwrap().max, 4);
     // Untouched fields keep the file's values.
     assert_eq!(c.task.family, "data-processor-task");
 
-    let c = config::parse(
-        &path,
+    let c = parse(
         &text,
         Some("staging"),
-        [
-            ("DEPLOYER__AUTOSCALING__MAX".to_string(), "6".to_string()),
-            (
-                "DEPLOYER__REGISTRY__URL".to_string(),
-                "127.0.0.1:5000".to_string(),
-            ),
+        &[
+            ("DEPLOYER__AUTOSCALING__MAX", "6"),
+            ("DEPLOYER__REGISTRY__URL", "127.0.0.1:5000"),
         ],
     )
     .unwrap();
@@ -200,7 +232,7 @@ fn fargate_is_expressible_and_checked() {
 fn secrets_must_be_arns() {
     let (_, text) = checked_in();
     let bad = text.replace(
-        "DATABASE_URL = \"arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/data-processor/database-url\"",
+        "DATABASE_URL = \"${infra.DatabaseUrlSecretArn}\"",
         "DATABASE_URL = \"postgres://user:pw@db/x\"",
     );
     let e = parse(&bad, None, &[]).unwrap_err();
@@ -215,17 +247,14 @@ fn secrets_must_be_arns() {
 fn a_task_that_would_start_in_embedded_mode_is_refused_naming_what_is_missing() {
     let (_, text) = checked_in();
     // No STORAGE_URL: every replica would keep files on its own disk.
-    let no_storage = text.replace(
-        "STORAGE_URL = \"s3://prod-data-processor-files/data\"\n",
-        "",
-    );
+    let no_storage = text.replace("STORAGE_URL = \"${infra.StorageUrl}\"\n", "");
     let e = parse(&no_storage, None, &[]).unwrap_err();
     assert_eq!(e.field, "task.environment");
     assert!(e.message.contains("has no STORAGE_URL"), "{e}");
     assert!(e.message.contains("s3://BUCKET/PREFIX"), "{e}");
 
     // A folder is not shared storage either; the line is named.
-    let folder = text.replace("s3://prod-data-processor-files/data", "/var/lib/data");
+    let folder = text.replace("\"${infra.StorageUrl}\"", "\"/var/lib/data\"");
     let e = parse(&folder, None, &[]).unwrap_err();
     assert_eq!(e.field, "task.environment.STORAGE_URL");
     assert_eq!(
@@ -234,10 +263,7 @@ fn a_task_that_would_start_in_embedded_mode_is_refused_naming_what_is_missing() 
     );
 
     // No DATABASE_URL secret: SQLite on the task's disk.
-    let no_database = text.replace(
-        "DATABASE_URL = \"arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/data-processor/database-url\"\n",
-        "",
-    );
+    let no_database = text.replace("DATABASE_URL = \"${infra.DatabaseUrlSecretArn}\"\n", "");
     let e = parse(&no_database, None, &[]).unwrap_err();
     assert_eq!(e.field, "task.secrets");
     assert!(e.message.contains("has no DATABASE_URL"), "{e}");
@@ -263,6 +289,8 @@ fn infra_stacks_may_only_use_outputs_of_stacks_listed_before_them() {
         [infra.stacks.parameters]\nBucket = \"${replica.BucketArn}\"\n\
         [[infra.stacks]]\nname = \"replica\"\ntemplate = \"replica.yaml\"\n";
     let (main, envs) = text.split_at(text.find("\n[env.").expect("env sections"));
+    // In place of the example's own [infra].
+    let main = &main[..main.find("\n[infra]\n").expect("[infra] in the example")];
     let bad = format!("{main}{infra}{envs}");
     let e = parse(&bad, None, &[]).unwrap_err();
     assert_eq!(e.field, "infra.stacks.0.parameters.Bucket");
@@ -285,21 +313,37 @@ fn infra_stacks_may_only_use_outputs_of_stacks_listed_before_them() {
 
 #[test]
 fn a_reference_without_the_outputs_read_is_an_error_at_its_line() {
-    let (_, text) = checked_in();
-    let with_ref = text.replace(
-        "cluster = \"prod-data-processor\"",
-        "cluster = \"${data-processor.ClusterName}\"",
-    );
-    let e = parse(&with_ref, None, &[]).unwrap_err();
+    let (path, text) = checked_in();
+    // Loading without reading the stacks: the first reference is named, at its line.
+    let e = config::parse(&path, &text, None, []).unwrap_err();
     assert_eq!(e.field, "cluster");
     assert_eq!(
         e.origin,
-        format!("deployer.toml:{}", line_of(&with_ref, "cluster = "))
+        format!("{}:{}", path.display(), line_of(&text, "cluster = "))
     );
-    let malformed = text.replace(
-        "cluster = \"prod-data-processor\"",
-        "cluster = \"${data-processor}\"",
-    );
+    assert!(e.message.contains("${infra.ClusterName}"), "{e}");
+    let malformed = text.replace("\"${infra.ClusterName}\"", "\"${infra}\"");
     let e = parse(&malformed, None, &[]).unwrap_err();
     assert!(e.message.contains("write ${STACK.OUTPUT}"), "{e}");
+}
+
+#[test]
+fn a_reference_to_a_comma_separated_output_in_a_list_becomes_its_items() {
+    let (_, text) = checked_in();
+    let fargate = text
+        .replace("# [service.network]", "[service.network]")
+        .replace("# subnets =", "subnets =")
+        .replace("# security_groups =", "security_groups =")
+        .replace("launch_type = \"EC2\"", "launch_type = \"FARGATE\"")
+        .replace("network_mode = \"bridge\"", "network_mode = \"awsvpc\"")
+        .replace("# cpu = 256", "cpu = 256")
+        .replace("# memory = 512", "memory = 512")
+        .replace("placement = \"az-then-instance\"", "placement = \"none\"");
+    let c = parse(&fargate, None, &[]).expect("fargate config");
+    let network = c.service.network.expect("network");
+    assert_eq!(
+        network.subnets,
+        ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]
+    );
+    assert_eq!(network.security_groups, ["sg-0123456789abcdef0"]);
 }

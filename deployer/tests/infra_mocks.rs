@@ -176,6 +176,7 @@ async fn a_rolled_back_creation_exits_8_with_the_failing_resource_first() {
             parameters: BTreeMap::new(),
             tags: BTreeMap::new(),
         }],
+        service_stack: None,
         timeout: Duration::from_secs(10),
         poll_interval: Duration::from_millis(10),
     };

@@ -10,6 +10,8 @@
 //! on a stack the test creates with CreateStack, and failed stacks are scripted in
 //! `infra_mocks.rs`.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -45,12 +47,16 @@ impl Bed {
         }
     }
 
-    /// The checked-in example config with `extra` appended (an [infra] section, overrides).
+    /// The checked-in example config; `extra` (another [infra] section) replaces its own.
     fn config(&self, name: &str, extra: &str) -> PathBuf {
         let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/deployer.toml");
         let text = std::fs::read_to_string(example).expect("deploy/deployer.toml");
         // [env.*] tables come last in the example; [infra] must not land inside one.
         let (main, envs) = text.split_at(text.find("\n[env.").unwrap_or(text.len()));
+        let main = match main.find("\n[infra]\n") {
+            Some(at) if !extra.is_empty() => &main[..at],
+            _ => main,
+        };
         let path = self.dir.path().join(name);
         std::fs::write(&path, format!("{main}\n{extra}\n{envs}")).expect("write config");
         path
@@ -263,79 +269,75 @@ async fn a_template_cloudformation_cannot_read_fails_with_one_line_and_changes_n
 }
 
 #[tokio::test]
-async fn config_values_take_stack_outputs_and_a_missing_stack_names_the_line() {
+async fn the_checked_in_config_takes_its_values_from_the_service_stack() {
     let bed = Bed::start().await;
-    let body = std::fs::read_to_string(TEMPLATE).expect("template");
-    bed.cfn()
-        .create_stack()
-        .stack_name("base")
-        .template_body(body)
-        .parameters(
-            aws_sdk_cloudformation::types::Parameter::builder()
-                .parameter_key("Name")
-                .parameter_value("base")
-                .build(),
-        )
-        .send()
-        .await
-        .expect("create stack");
-
-    let extra = "[infra]\n[[infra.stacks]]\nname = \"base\"\n\
-                 template = \"deploy/cloudformation/none.yaml\"\n";
-    let config = bed.config("deployer.toml", extra);
-    let text = std::fs::read_to_string(&config)
-        .expect("config")
-        .replace(
-            "cluster = \"prod-data-processor\"",
-            "cluster = \"${base.ClusterName}\"",
-        )
-        .replace(
-            "group = \"/ecs/data-processor\"",
-            "group = \"${base.LogGroupName}\"",
-        );
-    let text = replace_line(
-        &text,
-        "target_group_arn = \"arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/data-processor/",
-        "target_group_arn = \"${base.TargetGroupArn}\"",
-    );
-    std::fs::write(&config, &text).expect("write config");
+    let outputs = common::create_service_stack(&bed.sdk).await;
+    let config = bed.config("deployer.toml", "");
 
     let out = bed.run(&config, &["--output", "json", "config"]);
     assert_eq!(out.status.code(), Some(0));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
-    assert_eq!(doc["cluster"], "base-cluster");
-    assert_eq!(doc["task"]["logs"]["group"], "/ecs/base");
-    let tg = doc["service"]["target_group_arn"]
-        .as_str()
-        .unwrap_or_default();
-    assert!(tg.contains(":targetgroup/base-tg/"), "{doc}");
+    assert_eq!(doc["cluster"], "prod-data-processor");
+    assert_eq!(
+        doc["service"]["target_group_arn"],
+        outputs["TargetGroupArn"]
+    );
+    assert_eq!(doc["task"]["logs"]["group"], "/ecs/data-processor");
+    assert_eq!(doc["task"]["logs"]["region"], "us-east-1");
+    assert_eq!(
+        doc["task"]["environment"]["STORAGE_URL"],
+        "s3://prod-data-processor-files/data"
+    );
+    assert_eq!(
+        doc["task"]["secrets"]["DATABASE_PASSWORD"],
+        format!("{}:password::", outputs["DatabasePasswordSecretArn"])
+    );
+    assert_eq!(
+        doc["task"]["execution_role_arn"],
+        outputs["ExecutionRoleArn"]
+    );
 
+    // The replica stack does not exist here: only the service stack's outputs are listed.
     let out = bed.run(&config, &["infra", "outputs"]);
     assert_eq!(out.status.code(), Some(0));
-    assert!(stdout(&out).contains("${base.ClusterName} = base-cluster"));
+    assert!(
+        stdout(&out).contains("${data-processor.ClusterName} = prod-data-processor"),
+        "{}",
+        stdout(&out)
+    );
 
-    // An output the stack does not have, and a stack that does not exist: exit 2, the line.
+    // An output the stack does not have: exit 2 at its line, with the outputs it has.
+    let text = std::fs::read_to_string(&config).expect("config");
+    let line = line_of(&text, "${infra.ClusterName}");
     let typo = bed.dir.path().join("typo.toml");
-    std::fs::write(&typo, text.replace("${base.ClusterName}", "${base.Clustr}")).expect("write");
+    std::fs::write(
+        &typo,
+        text.replace("${infra.ClusterName}", "${infra.Clustr}"),
+    )
+    .expect("write");
     let out = bed.run(&typo, &["config"]);
     assert_eq!(out.status.code(), Some(2));
-    let line = line_of(&text, "${base.ClusterName}");
     let err = stderr(&out);
     assert!(
         err.contains(&format!(
-            "typo.toml:{line}: cluster: stack base has no output Clustr"
+            "typo.toml:{line}: cluster: stack infra has no output Clustr"
         )),
         "{err}"
     );
     assert!(
-        err.contains("ClusterName"),
+        err.contains("ClusterName, DatabasePasswordSecretArn"),
         "known outputs not listed: {err}"
     );
 
+    // A service stack that does not exist: exit 2 at the first line that needs it, before any
+    // other AWS call.
     let absent = bed.dir.path().join("absent.toml");
     std::fs::write(
         &absent,
-        text.replace("${base.ClusterName}", "${gone.ClusterName}"),
+        text.replace(
+            "name = \"data-processor\"\ntemplate = \"deploy/cloudformation/region.yaml\"",
+            "name = \"gone\"\ntemplate = \"deploy/cloudformation/region.yaml\"",
+        ),
     )
     .expect("write");
     let out = bed.run(&absent, &["plan", "--image", "x@sha256:00"]);
@@ -347,13 +349,6 @@ async fn config_values_take_stack_outputs_and_a_missing_stack_names_the_line() {
         )),
         "{err}"
     );
-}
-
-fn replace_line(text: &str, starting: &str, with: &str) -> String {
-    text.lines()
-        .map(|l| if l.starts_with(starting) { with } else { l })
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 fn line_of(text: &str, needle: &str) -> usize {

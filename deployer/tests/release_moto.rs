@@ -85,7 +85,25 @@ async fn first_release_creates_everything_and_second_is_a_noop() {
         c.health_check().unwrap().command(),
         ["CMD", "/usr/local/bin/data-processor", "healthcheck"]
     );
-    assert_eq!(c.secrets().len(), 1);
+    // From the service stack's outputs: the URL secret and RDS's managed password secret.
+    let secrets: Vec<(&str, &str)> = c
+        .secrets()
+        .iter()
+        .map(|s| (s.name(), s.value_from()))
+        .collect();
+    assert_eq!(
+        secrets,
+        [
+            (
+                "DATABASE_PASSWORD",
+                "arn:aws:secretsmanager:us-east-1:123456789012:secret:rds!db-0123:password::"
+            ),
+            (
+                "DATABASE_URL",
+                "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/data-processor/database-url"
+            ),
+        ]
+    );
     assert_eq!(
         c.log_configuration().unwrap().log_driver().as_str(),
         "awslogs"

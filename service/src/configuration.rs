@@ -63,6 +63,11 @@ pub struct Config {
     #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_parser = parse_secret)]
     pub database_url: Option<SecretString>,
 
+    /// Postgres password, used instead of one in DATABASE_URL: lets ECS inject RDS's own
+    /// managed secret (which RDS rotates) while the URL secret holds no password.
+    #[arg(long, env = "DATABASE_PASSWORD", hide_env_values = true, value_parser = parse_secret)]
+    pub database_password: Option<SecretString>,
+
     /// Maximum database connections per process (2-4 per core is enough; keep
     /// replicas x this under the database's connection limit).
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 8)]
@@ -298,6 +303,7 @@ impl Config {
     pub fn db_settings(&self) -> DbSettings {
         DbSettings {
             url: self.database_url(),
+            password: self.database_password.clone(),
             max_connections: self.database_max_connections,
             acquire_timeout: self.database_acquire_timeout,
             statement_timeout: self.database_statement_timeout,
@@ -361,6 +367,12 @@ impl Config {
         let kind = self.database_kind()?;
         crate::db::check_url(kind, self.database_url().expose_secret())
             .map_err(|problem| ConfigError::new("DATABASE_URL", problem))?;
+        if self.database_password.is_some() && kind != DatabaseKind::Postgres {
+            return Err(ConfigError::new(
+                "DATABASE_PASSWORD",
+                "only applies to a postgres:// DATABASE_URL",
+            ));
+        }
         if self.storage_url().trim().is_empty() {
             return Err(ConfigError::new("STORAGE_URL", "must not be empty"));
         }

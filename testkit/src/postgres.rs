@@ -95,10 +95,21 @@ pub struct PrivatePostgres {
     data: tempfile::TempDir,
     bin: PathBuf,
     server: Option<ChildGuard>,
+    /// Checked on TCP when set.
+    password: Option<String>,
 }
 
 impl PrivatePostgres {
     pub async fn start() -> Self {
+        Self::start_with_auth(None).await
+    }
+
+    /// A server that checks passwords on TCP (SCRAM-SHA-256): user `postgres`, `password`.
+    pub async fn start_with_password(password: &str) -> Self {
+        Self::start_with_auth(Some(password)).await
+    }
+
+    async fn start_with_auth(password: Option<&str>) -> Self {
         let bin = postgres_bin_dir();
         let data = tempfile::Builder::new()
             .prefix("pg-")
@@ -109,7 +120,8 @@ impl PrivatePostgres {
         if crate::running_as_root() {
             chown_postgres(data.path());
         }
-        let status = as_postgres_user(Command::new(bin.join("initdb")).args([
+        let mut initdb = Command::new(bin.join("initdb"));
+        initdb.args([
             "-D",
             pgdata.to_str().expect("utf-8 path"),
             "-A",
@@ -117,9 +129,18 @@ impl PrivatePostgres {
             "-U",
             "postgres",
             "--no-sync",
-        ]))
-        .output()
-        .expect("run initdb");
+        ]);
+        if let Some(password) = password {
+            let file = data.path().join("pwfile");
+            std::fs::write(&file, password).expect("write pwfile");
+            if crate::running_as_root() {
+                chown_postgres(&file);
+            }
+            initdb
+                .arg("--auth-host=scram-sha-256")
+                .arg(format!("--pwfile={}", file.display()));
+        }
+        let status = as_postgres_user(&mut initdb).output().expect("run initdb");
         assert!(
             status.status.success(),
             "initdb failed: {}",
@@ -130,6 +151,7 @@ impl PrivatePostgres {
             data,
             bin,
             server: None,
+            password: password.map(str::to_string),
         };
         pg.start_server().await;
         pg
@@ -171,7 +193,12 @@ impl PrivatePostgres {
             .args(["-c", "fsync=off", "-c", "max_connections=200"]);
         as_postgres_user(&mut cmd);
         self.server = Some(ChildGuard::spawn("postgres", &mut cmd, &log));
-        let url = self.admin_url();
+        let url = match &self.password {
+            Some(p) => self
+                .admin_url()
+                .replacen("postgres@", &format!("postgres:{p}@"), 1),
+            None => self.admin_url(),
+        };
         crate::wait_until(
             "private postgres to accept connections",
             Duration::from_secs(30),

@@ -342,6 +342,10 @@ fn default_cooldown() -> Duration {
 pub struct InfraSection {
     /// Created or updated in this order by `infra up`, deleted in reverse by `infra down`.
     pub stacks: Vec<StackSection>,
+    /// The stack the service runs on, whose outputs `${infra.OUTPUT}` names (default: the last
+    /// one listed), so that an `[env.NAME]` section that lists other stacks switches every
+    /// reference at once.
+    pub service_stack: Option<String>,
     /// How long `infra up`/`down` follow one stack before exiting "timed out".
     #[serde(default = "default_infra_timeout", with = "humantime_serde")]
     pub timeout: Duration,
@@ -375,4 +379,14 @@ impl InfraSection {
     pub fn stack(&self, name: &str) -> Option<&StackSection> {
         self.stacks.iter().find(|s| s.name == name)
     }
+
+    /// The name `${infra.OUTPUT}` stands for.
+    pub fn service_stack_name(&self) -> Option<&str> {
+        self.service_stack
+            .as_deref()
+            .or_else(|| self.stacks.last().map(|s| s.name.as_str()))
+    }
 }
+
+/// The stack name in `${infra.OUTPUT}`: the `[infra]` service stack, whatever it is called.
+pub const SERVICE_STACK_ALIAS: &str = "infra";

@@ -80,6 +80,47 @@ pub fn substitute(value: &str, outputs: &StackOutputs) -> Result<String, String>
     Ok(out)
 }
 
+/// In every array of `value`, an element that is exactly one reference to a comma-separated
+/// output (a `CommaDelimitedList`, e.g. subnet ids) becomes one element per item.
+pub fn expand_lists(value: &mut toml::Value, outputs: &StackOutputs) {
+    match value {
+        toml::Value::Array(items) => {
+            let mut expanded = Vec::with_capacity(items.len());
+            for mut item in items.drain(..) {
+                let list = item.as_str().and_then(|s| whole_reference(s, outputs));
+                match list.filter(|v| v.contains(',')) {
+                    Some(list) => expanded.extend(
+                        list.split(',')
+                            .map(|part| toml::Value::String(part.trim().to_string())),
+                    ),
+                    None => {
+                        expand_lists(&mut item, outputs);
+                        expanded.push(item);
+                    }
+                }
+            }
+            *items = expanded;
+        }
+        toml::Value::Table(table) => {
+            for (_, item) in table.iter_mut() {
+                expand_lists(item, outputs);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The output `value` names when it is nothing but one reference.
+fn whole_reference<'o>(value: &str, outputs: &'o StackOutputs) -> Option<&'o str> {
+    let refs = parse(value).ok()?;
+    let [r] = refs.as_slice() else {
+        return None;
+    };
+    (value == format!("${{{}.{}}}", r.stack, r.output))
+        .then(|| outputs.get(&r.stack)?.get(&r.output).map(String::as_str))
+        .flatten()
+}
+
 /// What [`visit_strings`] calls for each string: its path and value, which it may change.
 pub type Visit<'a> = dyn FnMut(&[String], &mut String) -> Result<(), String> + 'a;
 
@@ -164,6 +205,33 @@ mod tests {
             .unwrap(),
             "prod-prod"
         );
+    }
+
+    #[test]
+    fn a_list_element_naming_a_comma_separated_output_becomes_its_items() {
+        let mut outputs = outputs();
+        outputs
+            .get_mut("data-processor")
+            .unwrap()
+            .insert("Subnets".into(), "subnet-a,subnet-b".into());
+        let mut value = toml::Value::Table(
+            toml::from_str(
+                "subnets = [\"${data-processor.Subnets}\", \"subnet-c\"]\nname = \"${data-processor.Subnets}\"",
+            )
+            .unwrap(),
+        );
+        expand_lists(&mut value, &outputs);
+        assert_eq!(
+            value["subnets"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap())
+                .collect::<Vec<_>>(),
+            ["subnet-a", "subnet-b", "subnet-c"]
+        );
+        // Outside a list the value stays one string (substitution handles it).
+        assert_eq!(value["name"].as_str(), Some("${data-processor.Subnets}"));
     }
 
     #[test]

@@ -406,6 +406,12 @@ pub fn infra(infra: &InfraSection) -> Result<(), Violation> {
                 ),
             )?;
         }
+        if stack.name == SERVICE_STACK_ALIAS {
+            fail(
+                &at("name"),
+                "\"infra\" is reserved: ${infra.OUTPUT} names the service stack's outputs",
+            )?;
+        }
         if earlier.contains(&stack.name.as_str()) {
             fail(&at("name"), format!("stack {} is listed twice", stack.name))?;
         }
@@ -426,6 +432,17 @@ pub fn infra(infra: &InfraSection) -> Result<(), Violation> {
             }
         }
         earlier.push(&stack.name);
+    }
+    if let Some(name) = &infra.service_stack
+        && !earlier.contains(&name.as_str())
+    {
+        fail(
+            "infra.service_stack",
+            format!(
+                "names {name}, which is not in [[infra.stacks]] ({})",
+                earlier.join(", ")
+            ),
+        )?;
     }
     Ok(())
 }

@@ -30,13 +30,93 @@ pub fn config_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/deployer.toml")
 }
 
-/// The checked-in config as `deployer` loads it, with `DEPLOYER__*` variables on top: for tests
-/// that call the library instead of running the binary.
+/// The outputs the checked-in config's `${infra.OUTPUT}` references take in the tests that call
+/// the library: what a region.yaml stack outputs, shaped like real values.
+pub fn stand_in_outputs() -> deployer::config::StackOutputs {
+    let infra = [
+        ("Region", "eu-west-1"),
+        ("ClusterName", "prod-data-processor"),
+        (
+            "TargetGroupArn",
+            "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/data-processor/6d0ecf831eec9f09",
+        ),
+        ("LogGroupName", "/ecs/data-processor"),
+        (
+            "ExecutionRoleArn",
+            "arn:aws:iam::123456789012:role/data-processor-execution",
+        ),
+        (
+            "TaskRoleArn",
+            "arn:aws:iam::123456789012:role/data-processor-task",
+        ),
+        ("StorageUrl", "s3://prod-data-processor-files/data"),
+        (
+            "DatabaseUrlSecretArn",
+            "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/data-processor/database-url",
+        ),
+        (
+            "DatabasePasswordSecretArn",
+            "arn:aws:secretsmanager:eu-west-1:123456789012:secret:rds!db-0123",
+        ),
+        (
+            "PrivateSubnetIds",
+            "subnet-0123456789abcdef0,subnet-0fedcba9876543210",
+        ),
+        ("TaskSecurityGroupId", "sg-0123456789abcdef0"),
+    ];
+    std::collections::BTreeMap::from([(
+        deployer::config::SERVICE_STACK_ALIAS.to_string(),
+        infra
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    )])
+}
+
+/// The checked-in config as `deployer` loads it, with `DEPLOYER__*` variables on top and the
+/// stand-in outputs: for tests that call the library instead of running the binary.
 pub fn config(vars: &[(&str, &str)]) -> deployer::config::Config {
     let path = config_path();
     let text = std::fs::read_to_string(&path).expect("deploy/deployer.toml");
     let vars = vars.iter().map(|(k, v)| (k.to_string(), v.to_string()));
-    deployer::config::parse(&path, &text, None, vars).expect("the checked-in config is valid")
+    deployer::config::draft(&path, &text, None, vars)
+        .and_then(|d| d.resolve(&stand_in_outputs()))
+        .expect("the checked-in config is valid")
+}
+
+/// The service stack the checked-in config refers to, as moto can make it: the stand-in
+/// template created with CreateStack (moto gives change-set stacks no outputs). Returns its
+/// outputs.
+pub async fn create_service_stack(
+    sdk: &aws_config::SdkConfig,
+) -> std::collections::BTreeMap<String, String> {
+    let cfn = aws_sdk_cloudformation::Client::new(sdk);
+    let body = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/service-stack.yaml"),
+    )
+    .expect("service-stack.yaml");
+    cfn.create_stack()
+        .stack_name("data-processor")
+        .template_body(body)
+        .send()
+        .await
+        .expect("create the service stack");
+    let described = cfn
+        .describe_stacks()
+        .stack_name("data-processor")
+        .send()
+        .await
+        .expect("describe the service stack");
+    described.stacks()[0]
+        .outputs()
+        .iter()
+        .map(|o| {
+            (
+                o.output_key().unwrap_or_default().to_string(),
+                o.output_value().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
 }
 
 impl Stage {
@@ -45,7 +125,8 @@ impl Stage {
     }
 
     /// `running` = how many tasks moto reports for every service; below the desired count (4)
-    /// a deployment never completes.
+    /// a deployment never completes. The cluster, target group and the rest come from the
+    /// service stack, which the checked-in config names through `${infra.OUTPUT}`.
     pub async fn start_with_running(running: u32) -> Self {
         let moto =
             MotoServer::start_with_env(&[("MOTO_ECS_SERVICE_RUNNING", &running.to_string())]).await;
@@ -57,31 +138,9 @@ impl Stage {
             ))
             .load()
             .await;
-        aws_sdk_ecs::Client::new(&sdk)
-            .create_cluster()
-            .cluster_name("prod-data-processor")
-            .send()
-            .await
-            .expect("create cluster");
-        let vpc = default_vpc(&moto).await;
-        let tg = aws_sdk_elasticloadbalancingv2::Client::new(&sdk)
-            .create_target_group()
-            .name("data-processor")
-            .protocol(aws_sdk_elasticloadbalancingv2::types::ProtocolEnum::Http)
-            .port(8080)
-            .vpc_id(vpc)
-            .send()
-            .await
-            .expect("create target group");
-        let target_group_arn = tg.target_groups()[0]
-            .target_group_arn()
-            .unwrap()
-            .to_string();
+        let outputs = create_service_stack(&sdk).await;
+        let target_group_arn = outputs["TargetGroupArn"].clone();
         let vars = vec![
-            (
-                "DEPLOYER__SERVICE__TARGET_GROUP_ARN".into(),
-                target_group_arn.clone(),
-            ),
             ("DEPLOYER__DEPLOYMENT__POLL_INTERVAL".into(), "50ms".into()),
             ("DEPLOYER__DEPLOYMENT__TIMEOUT".into(), "30s".into()),
         ];
@@ -168,27 +227,4 @@ impl Stage {
             .services()[0]
             .clone()
     }
-}
-
-/// moto creates a default VPC per region; ELBv2 target groups need one. The EC2 SDK is a large
-/// crate to build for one call, so this asks moto's query API directly.
-async fn default_vpc(moto: &MotoServer) -> String {
-    let body = reqwest::Client::new()
-        .post(moto.endpoint())
-        .header(
-            "Authorization",
-            "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/ec2/aws4_request, SignedHeaders=host, Signature=x",
-        )
-        .form(&[("Action", "DescribeVpcs"), ("Version", "2016-11-15")])
-        .send()
-        .await
-        .expect("DescribeVpcs")
-        .text()
-        .await
-        .unwrap();
-    body.split("<vpcId>")
-        .nth(1)
-        .and_then(|s| s.split('<').next())
-        .expect("a default VPC in moto")
-        .to_string()
 }

@@ -50,6 +50,8 @@ impl DatabaseKind {
 pub struct DbSettings {
     /// Holds the password: never printed (`Debug` is redacted).
     pub url: SecretString,
+    /// Postgres password given apart from the URL (it wins over one in the URL).
+    pub password: Option<SecretString>,
     pub max_connections: u32,
     /// How long a caller waits for a free connection (includes connecting).
     pub acquire_timeout: Duration,
@@ -152,7 +154,7 @@ impl Db {
         })?;
         let pool = match kind {
             DatabaseKind::Postgres => {
-                let options = postgres_options(url, settings.statement_timeout)?;
+                let options = postgres_options(settings, settings.statement_timeout)?;
                 Pool::Postgres(
                     PgPoolOptions::new()
                         .max_connections(settings.max_connections)
@@ -194,7 +196,7 @@ impl Db {
             Pool::Postgres(_) => {
                 // A dedicated connection without statement_timeout: waiting for another replica's
                 // advisory lock, or a long migration, must not be cancelled after a few seconds.
-                let options = postgres_options(settings.url.expose_secret(), Duration::ZERO)?;
+                let options = postgres_options(settings, Duration::ZERO)?;
                 let mut conn = tokio::time::timeout(
                     settings.acquire_timeout.max(Duration::from_secs(5)),
                     sqlx::PgConnection::connect_with(&options),
@@ -272,10 +274,16 @@ pub fn check_url(kind: DatabaseKind, url: &str) -> Result<(), String> {
     .map_err(|e| format!("does not parse: {e}"))
 }
 
-fn postgres_options(url: &str, statement_timeout: Duration) -> Result<PgConnectOptions, DbError> {
-    let options = PgConnectOptions::from_str(url)
+fn postgres_options(
+    settings: &DbSettings,
+    statement_timeout: Duration,
+) -> Result<PgConnectOptions, DbError> {
+    let mut options = PgConnectOptions::from_str(settings.url.expose_secret())
         .map_err(|e| DbError::Config(format!("the URL does not parse: {e}")))?
         .application_name("data-processor");
+    if let Some(password) = &settings.password {
+        options = options.password(password.expose_secret());
+    }
     if statement_timeout.is_zero() {
         return Ok(options);
     }

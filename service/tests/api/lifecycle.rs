@@ -3,7 +3,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use testkit::postgres::TestDatabase;
+use testkit::postgres::{PrivatePostgres, TestDatabase};
 use testkit::wait_until;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -35,6 +35,8 @@ fn invalid_configuration_exits_2_with_one_line_naming_the_variable() {
         ("SESSION_IDLE_TIMEOUT", "soon"),
         ("S3_PART_SIZE", "1024"),
         ("SESSION_COOKIE_SECURE", "maybe"),
+        // The embedded default is SQLite: a password has nothing to apply to.
+        ("DATABASE_PASSWORD", "secret"),
     ] {
         let out = run_binary(&[], &[(variable, value)]);
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -47,6 +49,33 @@ fn invalid_configuration_exits_2_with_one_line_naming_the_variable() {
     }
 }
 
+/// The example deployment gives the password apart from the URL (RDS's managed secret as
+/// DATABASE_PASSWORD, a URL secret without one). Against a server that checks passwords: the
+/// service is ready with it, and refuses to start with a wrong one, naming the cause.
+#[tokio::test]
+async fn the_database_password_can_be_given_apart_from_the_url() {
+    let pg = PrivatePostgres::start_with_password("from-rds-managed-secret").await;
+    let url = pg.admin_url();
+    assert!(
+        !url.contains("from-rds"),
+        "the URL carries no password: {url}"
+    );
+
+    let app = spawn_app_on(&url, &["--database-password", "from-rds-managed-secret"]).await;
+    assert_eq!(app.get("/readyz").await.status(), 200);
+
+    let wrong = config(&["--database-url", &url, "--database-password", "stale"]);
+    let error = match data_processor::startup::Application::build(wrong).await {
+        Ok(_) => panic!("started with a wrong database password"),
+        Err(e) => data_processor::report::report(&e),
+    };
+    assert!(
+        error.contains("password authentication failed"),
+        "the cause is not named: {error}"
+    );
+    assert!(!error.contains("stale"), "the password leaked: {error}");
+}
+
 #[test]
 fn help_lists_every_setting() {
     let out = run_binary(&["--help"], &[]);
@@ -55,6 +84,7 @@ fn help_lists_every_setting() {
     for variable in [
         "LISTEN_ADDR",
         "DATABASE_URL",
+        "DATABASE_PASSWORD",
         "DATABASE_MAX_CONNECTIONS",
         "DATABASE_ACQUIRE_TIMEOUT",
         "DATABASE_STATEMENT_TIMEOUT",
