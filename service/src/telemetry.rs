@@ -81,6 +81,20 @@ pub async fn remember_request_span(
     next.run(request).await
 }
 
+/// Runs `future` inside the request's span when there is one: JSON log lines carry the fields
+/// of their current span only, so this is how a line logged deep inside (a storage fallback
+/// read) carries the request id.
+pub async fn in_request_span<F: std::future::Future>(
+    span: Option<&RequestSpanHandle>,
+    future: F,
+) -> F::Output {
+    use tracing::Instrument;
+    match span {
+        Some(RequestSpanHandle(span)) => future.instrument(span.clone()).await,
+        None => future.await,
+    }
+}
+
 /// Adds the user id to the request line.
 pub fn record_user(extensions: &axum::http::Extensions, user_id: uuid::Uuid) {
     if let Some(RequestSpanHandle(span)) = extensions.get::<RequestSpanHandle>() {
