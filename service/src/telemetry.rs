@@ -81,18 +81,22 @@ pub async fn remember_request_span(
     next.run(request).await
 }
 
-/// Runs `future` inside the request's span when there is one: JSON log lines carry the fields
-/// of their current span only, so this is how a line logged deep inside (a storage fallback
-/// read) carries the request id.
-pub async fn in_request_span<F: std::future::Future>(
-    span: Option<&RequestSpanHandle>,
+/// Runs a storage read in a span of its own that carries the request id: JSON log lines show
+/// the fields of their current span only (and re-entering the request span does not make it
+/// current again), so this is how a line logged inside the read (a storage fallback read)
+/// carries the request id. A WARN span, so it is there whenever the warning is.
+pub async fn storage_read_span<F: std::future::Future>(
+    headers: &axum::http::HeaderMap,
     future: F,
 ) -> F::Output {
     use tracing::Instrument;
-    match span {
-        Some(RequestSpanHandle(span)) => future.instrument(span.clone()).await,
-        None => future.await,
-    }
+    let request_id = headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    future
+        .instrument(tracing::warn_span!("storage_read", request_id))
+        .await
 }
 
 /// Adds the user id to the request line.

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Extension, Path, Query, Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -29,7 +29,6 @@ use crate::error::{ApiError, ApiJson};
 use crate::routes::pagination::{PageQuery, PageRequest};
 use crate::state::AppState;
 use crate::storage::SharedStore;
-use crate::telemetry::RequestSpanHandle;
 
 /// Each attempt waits one statement timeout first (5 s by default).
 const MAX_SETTLE_ATTEMPTS: u32 = 36;
@@ -168,11 +167,9 @@ async fn content(
     user: AuthenticatedUser,
     Path(id): Path<String>,
     headers: HeaderMap,
-    request_span: Option<Extension<RequestSpanHandle>>,
 ) -> Result<Response, ApiError> {
     let file = find_own(&state, &user, &id).await?;
-    let request_span = request_span.map(|Extension(span)| span);
-    download::respond(&state.store, &file, &headers, request_span.as_ref()).await
+    download::respond(&state.store, &file, &headers).await
 }
 
 /// Deletes the object, then the row: a failure in between leaves a row whose DELETE can be

@@ -5,8 +5,8 @@
 use axum::Router;
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Extension, Path, Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
@@ -19,7 +19,7 @@ use crate::db::jobs::{self, JobRow, NewJob};
 use crate::error::{ApiError, ApiJson};
 use crate::routes::pagination::{PageQuery, PageRequest};
 use crate::state::AppState;
-use crate::telemetry::{RequestSpanHandle, in_request_span};
+use crate::telemetry::storage_read_span;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -201,7 +201,7 @@ async fn result(
     State(state): State<AppState>,
     user: AuthenticatedUser,
     Path(id): Path<String>,
-    request_span: Option<Extension<RequestSpanHandle>>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let job = jobs::find(&state.db, user.id, parse_id(&id)?)
         .await?
@@ -215,8 +215,7 @@ async fn result(
             )));
         }
     };
-    let request_span = request_span.map(|Extension(span)| span);
-    let object = in_request_span(request_span.as_ref(), state.store.get(&key, None)).await?;
+    let object = storage_read_span(&headers, state.store.get(&key, None)).await?;
     Ok((
         [
             (

@@ -9,13 +9,12 @@ use super::range::{self, Requested};
 use crate::db::files::FileRow;
 use crate::error::{ApiError, problem_response};
 use crate::storage::{SharedStore, StorageError};
-use crate::telemetry::{RequestSpanHandle, in_request_span};
+use crate::telemetry::storage_read_span;
 
 pub async fn respond(
     store: &SharedStore,
     file: &FileRow,
     headers: &axum::http::HeaderMap,
-    request_span: Option<&RequestSpanHandle>,
 ) -> Result<Response, ApiError> {
     let size = u64::try_from(file.size).unwrap_or(0);
     // The content's SHA-256: strong, and the same whichever replica or backend answers.
@@ -25,8 +24,8 @@ pub async fn respond(
         Requested::Part(range) => Some(range),
         Requested::Unsatisfiable => return Ok(unsatisfiable(size)),
     };
-    // In the request's span: a read served by the storage fallback is logged with the request id.
-    let object = in_request_span(request_span, store.get(&file.object_key, range.clone()))
+    // A read served by the storage fallback is logged with the request id.
+    let object = storage_read_span(headers, store.get(&file.object_key, range.clone()))
         .await
         .map_err(|error| match error {
             StorageError::NotFound { key } => {
