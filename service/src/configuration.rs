@@ -10,7 +10,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::db::{DatabaseKind, DbSettings};
 use crate::sessions::SessionSettings;
-use crate::storage::StorageSettings;
+use crate::storage::{FallbackSettings, StorageLocation, StorageSettings};
 
 /// Where the embedded mode keeps its data when nothing is configured.
 pub const EMBEDDED_DATABASE_URL: &str = "sqlite://data/data-processor.db";
@@ -90,6 +90,17 @@ pub struct Config {
     /// AWS_ENDPOINT_URL apply) or a local folder (embedded). Default: ./data/files.
     #[arg(long, env = "STORAGE_URL")]
     pub storage_url: Option<String>,
+
+    /// A replica bucket, `s3://bucket[/prefix]` (e.g. the destination of S3 Cross-Region
+    /// Replication): while the primary (STORAGE_URL) is unavailable, reads are served from it;
+    /// writes are not (they answer 503). Only with an s3:// STORAGE_URL. Replication is
+    /// asynchronous: the newest objects may not be there yet.
+    #[arg(long, env = "STORAGE_FALLBACK_URL")]
+    pub storage_fallback_url: Option<String>,
+
+    /// The region of STORAGE_FALLBACK_URL's bucket. Default: the primary's (the AWS region chain).
+    #[arg(long, env = "STORAGE_FALLBACK_REGION")]
+    pub storage_fallback_region: Option<String>,
 
     /// Use path-style S3 addressing (endpoint/bucket/key), needed by most S3-compatible servers.
     #[arg(long, env = "S3_FORCE_PATH_STYLE", default_value_t = false, action = clap::ArgAction::Set)]
@@ -347,7 +358,64 @@ impl Config {
             force_path_style: self.s3_force_path_style,
             checksum_when_required: self.s3_checksum_when_required,
             part_size: self.s3_part_size,
+            fallback: self
+                .storage_fallback_url
+                .as_ref()
+                .map(|url| FallbackSettings {
+                    url: url.trim().to_string(),
+                    region: self.storage_fallback_region.clone(),
+                }),
         }
+    }
+
+    /// STORAGE_FALLBACK_URL and STORAGE_FALLBACK_REGION make sense together, and only with S3.
+    fn validate_fallback(&self) -> Result<(), ConfigError> {
+        let Some(url) = &self.storage_fallback_url else {
+            if self.storage_fallback_region.is_some() {
+                return Err(ConfigError::new(
+                    "STORAGE_FALLBACK_REGION",
+                    "is only used with STORAGE_FALLBACK_URL, which is not set",
+                ));
+            }
+            return Ok(());
+        };
+        let replica = match StorageLocation::parse_named(url, "STORAGE_FALLBACK_URL") {
+            Ok(location @ StorageLocation::S3 { .. }) => location,
+            Ok(StorageLocation::Local(_)) => {
+                return Err(ConfigError::new(
+                    "STORAGE_FALLBACK_URL",
+                    "must be s3://bucket[/prefix] (a replica bucket)",
+                ));
+            }
+            Err(error) => return Err(ConfigError::new("STORAGE_FALLBACK_URL", error.to_string())),
+        };
+        match StorageLocation::parse(self.storage_url()) {
+            Ok(primary @ StorageLocation::S3 { .. }) => {
+                if primary == replica {
+                    return Err(ConfigError::new(
+                        "STORAGE_FALLBACK_URL",
+                        "names the same bucket and prefix as STORAGE_URL",
+                    ));
+                }
+            }
+            _ => {
+                return Err(ConfigError::new(
+                    "STORAGE_FALLBACK_URL",
+                    "is only valid with an s3:// STORAGE_URL (a local folder has no replica)",
+                ));
+            }
+        }
+        if self
+            .storage_fallback_region
+            .as_deref()
+            .is_some_and(|region| region.trim().is_empty())
+        {
+            return Err(ConfigError::new(
+                "STORAGE_FALLBACK_REGION",
+                "must not be empty",
+            ));
+        }
+        Ok(())
     }
 
     /// Concurrent jobs on this replica.
@@ -376,6 +444,7 @@ impl Config {
         if self.storage_url().trim().is_empty() {
             return Err(ConfigError::new("STORAGE_URL", "must not be empty"));
         }
+        self.validate_fallback()?;
         if self.database_max_connections == 0 {
             return Err(ConfigError::new(
                 "DATABASE_MAX_CONNECTIONS",
@@ -554,5 +623,73 @@ mod tests {
         assert_eq!(cli.config.validate().unwrap_err().variable, "DATABASE_URL");
         let cli = parse(&["--s3-part-size", "1024"]).expect("parses");
         assert_eq!(cli.config.validate().unwrap_err().variable, "S3_PART_SIZE");
+    }
+
+    #[test]
+    fn a_storage_fallback_needs_s3_on_both_sides() {
+        for (args, variable) in [
+            // The default STORAGE_URL is a local folder.
+            (
+                &["--storage-fallback-url", "s3://replica"][..],
+                "STORAGE_FALLBACK_URL",
+            ),
+            (
+                &[
+                    "--storage-url",
+                    "/var/data",
+                    "--storage-fallback-url",
+                    "s3://replica",
+                ][..],
+                "STORAGE_FALLBACK_URL",
+            ),
+            (
+                &[
+                    "--storage-url",
+                    "s3://primary",
+                    "--storage-fallback-url",
+                    "/var/replica",
+                ][..],
+                "STORAGE_FALLBACK_URL",
+            ),
+            (
+                &[
+                    "--storage-url",
+                    "s3://primary",
+                    "--storage-fallback-url",
+                    "s3://Not_A_Bucket",
+                ][..],
+                "STORAGE_FALLBACK_URL",
+            ),
+            (
+                &[
+                    "--storage-url",
+                    "s3://primary/p",
+                    "--storage-fallback-url",
+                    "s3://primary/p/",
+                ][..],
+                "STORAGE_FALLBACK_URL",
+            ),
+            (
+                &["--storage-fallback-region", "eu-west-1"][..],
+                "STORAGE_FALLBACK_REGION",
+            ),
+        ] {
+            let cli = parse(args).expect("parses");
+            let error = cli.config.validate().expect_err("invalid");
+            assert_eq!(error.variable, variable, "{args:?}: {error}");
+        }
+        let cli = parse(&[
+            "--storage-url",
+            "s3://primary",
+            "--storage-fallback-url",
+            "s3://replica/files",
+            "--storage-fallback-region",
+            "eu-west-1",
+        ])
+        .expect("parses");
+        cli.config.validate().expect("valid");
+        let fallback = cli.config.storage_settings().fallback.expect("a fallback");
+        assert_eq!(fallback.url, "s3://replica/files");
+        assert_eq!(fallback.region.as_deref(), Some("eu-west-1"));
     }
 }

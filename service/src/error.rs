@@ -15,6 +15,11 @@ use tower_http::timeout::TimeoutError;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
+/// `Retry-After` of a read that the storage replica cannot serve yet: the primary's outage or
+/// the replication lag, whichever ends first, is not known; a client retrying every half minute
+/// costs little.
+pub const NOT_REPLICATED_RETRY_AFTER_SECS: u64 = 30;
+
 /// What any error source can be boxed into, keeping its chain.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -48,6 +53,13 @@ pub enum ApiError {
     #[error("the {dependency} is unavailable")]
     Unavailable {
         dependency: &'static str,
+        #[source]
+        cause: BoxError,
+    },
+    /// The primary object storage is unavailable and its replica does not have the object yet
+    /// (replication is asynchronous): retryable, once the primary is back or the replica caught up.
+    #[error("the object storage is unavailable and its replica does not have this object yet")]
+    NotReplicated {
         #[source]
         cause: BoxError,
     },
@@ -98,9 +110,9 @@ impl ApiError {
             ApiError::TooManyRequests { .. } | ApiError::RateLimited { .. } => {
                 StatusCode::TOO_MANY_REQUESTS
             }
-            ApiError::Unavailable { .. } | ApiError::Overloaded { .. } => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ApiError::Unavailable { .. }
+            | ApiError::NotReplicated { .. }
+            | ApiError::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -112,6 +124,9 @@ impl ApiError {
             ApiError::Unavailable { dependency, .. } => {
                 format!("the {dependency} is unavailable; retry later")
             }
+            ApiError::NotReplicated { .. } => "the object storage is unavailable, and its replica \
+                 does not have this content yet (replication is asynchronous); retry later"
+                .to_string(),
             other => other.to_string(),
         }
     }
@@ -141,6 +156,7 @@ impl ApiError {
             | ApiError::Overloaded {
                 retry_after_secs, ..
             } => Some(*retry_after_secs),
+            ApiError::NotReplicated { .. } => Some(NOT_REPLICATED_RETRY_AFTER_SECS),
             _ => None,
         }
     }
@@ -173,9 +189,12 @@ impl IntoResponse for ApiError {
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         match &self {
-            ApiError::Internal(_) | ApiError::Unavailable { .. } => {
+            ApiError::Internal(_)
+            | ApiError::Unavailable { .. }
+            | ApiError::NotReplicated { .. } => {
                 let dependency = match &self {
                     ApiError::Unavailable { dependency, .. } => Some(*dependency),
+                    ApiError::NotReplicated { .. } => Some("object storage"),
                     _ => None,
                 };
                 response.extensions_mut().insert(ErrorReport {
@@ -213,6 +232,9 @@ impl From<StorageError> for ApiError {
             StorageError::Body(e) => ApiError::BadRequest(format!("reading the body failed: {e}")),
             StorageError::NotFound { .. } => ApiError::NotFound,
             error @ StorageError::Unavailable(_) => ApiError::unavailable("object storage", error),
+            error @ StorageError::NotReplicated { .. } => ApiError::NotReplicated {
+                cause: error.into(),
+            },
             error @ StorageError::Config(_) => ApiError::internal(error),
         }
     }

@@ -81,6 +81,24 @@ pub async fn remember_request_span(
     next.run(request).await
 }
 
+/// Runs a storage read in a span of its own that carries the request id: JSON log lines show
+/// the fields of their current span only (and re-entering the request span does not make it
+/// current again), so this is how a line logged inside the read (a storage fallback read)
+/// carries the request id. A WARN span, so it is there whenever the warning is.
+pub async fn storage_read_span<F: std::future::Future>(
+    headers: &axum::http::HeaderMap,
+    future: F,
+) -> F::Output {
+    use tracing::Instrument;
+    let request_id = headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    future
+        .instrument(tracing::warn_span!("storage_read", request_id))
+        .await
+}
+
 /// Adds the user id to the request line.
 pub fn record_user(extensions: &axum::http::Extensions, user_id: uuid::Uuid) {
     if let Some(RequestSpanHandle(span)) = extensions.get::<RequestSpanHandle>() {

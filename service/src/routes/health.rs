@@ -35,33 +35,61 @@ async fn healthz() -> &'static str {
 struct Checks {
     database: &'static str,
     storage: &'static str,
+    /// The replica reads fall back to (`STORAGE_FALLBACK_URL`); absent when there is none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    storage_fallback: Option<&'static str>,
 }
 
 /// Ready when not draining and the database and object storage answer within the readiness
 /// timeout (checked concurrently): 200 `{"status":"ready","checks":{...}}`. Otherwise 503 as
 /// problem+json whose detail and `checks` member name what failed.
+///
+/// With a storage fallback, a primary storage that fails while the replica answers is 200
+/// `{"status":"degraded",...}`: reads still work on every replica (the outage is regional, so
+/// all of them see it at once), and a 503 would make a readiness-gated balancer route nothing,
+/// not even the reads. Uploads and deletes answer 503 meanwhile.
 #[tracing::instrument(skip_all)]
 async fn readyz(State(state): State<AppState>) -> Response {
     if state.is_draining() {
         return not_ready("the replica is shutting down", None);
     }
     let limit = state.config.readiness_timeout;
-    let (database, storage) = tokio::join!(
+    let (database, storage, storage_fallback) = tokio::join!(
         check(limit, async {
             state.db.ping().await.map_err(|e| e.to_string())
         }),
         check(limit, async {
             state.store.check().await.map_err(|e| e.to_string())
         }),
+        async {
+            let mut configured = true;
+            let outcome = check(limit, async {
+                match state.store.check_fallback().await {
+                    Some(result) => result.map_err(|e| e.to_string()),
+                    None => {
+                        configured = false;
+                        Ok(())
+                    }
+                }
+            })
+            .await;
+            configured.then_some(outcome)
+        },
     );
-    let checks = Checks { database, storage };
+    let degraded = storage != "ok" && storage_fallback == Some("ok");
+    let checks = Checks {
+        database,
+        storage,
+        storage_fallback,
+    };
     let failing: Vec<&str> = [("database", database), ("storage", storage)]
         .into_iter()
-        .filter(|(_, outcome)| *outcome != "ok")
+        .filter(|(name, outcome)| *outcome != "ok" && !(*name == "storage" && degraded))
         .map(|(name, _)| name)
         .collect();
     if failing.is_empty() {
-        let body = serde_json::json!({ "status": "ready", "checks": checks });
+        let status = if degraded { "degraded" } else { "ready" };
+        let body = serde_json::json!({ "status": status, "checks": checks });
         return (StatusCode::OK, axum::Json(body)).into_response();
     }
     not_ready(

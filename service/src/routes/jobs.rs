@@ -6,7 +6,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
@@ -19,6 +19,7 @@ use crate::db::jobs::{self, JobRow, NewJob};
 use crate::error::{ApiError, ApiJson};
 use crate::routes::pagination::{PageQuery, PageRequest};
 use crate::state::AppState;
+use crate::telemetry::storage_read_span;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -200,6 +201,7 @@ async fn result(
     State(state): State<AppState>,
     user: AuthenticatedUser,
     Path(id): Path<String>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let job = jobs::find(&state.db, user.id, parse_id(&id)?)
         .await?
@@ -213,7 +215,7 @@ async fn result(
             )));
         }
     };
-    let object = state.store.get(&key, None).await?;
+    let object = storage_read_span(&headers, state.store.get(&key, None)).await?;
     Ok((
         [
             (

@@ -8,7 +8,11 @@
 //! - `put` returns only once the object is durable and readable.
 //! - `get` streams the bytes back, optionally a single inclusive byte range that the caller has
 //!   already checked against the object's size.
+//!
+//! With `STORAGE_FALLBACK_URL` the S3 store is wrapped in a [`FallbackStore`]: reads go to the
+//! replica bucket while the primary is unavailable, writes never do.
 
+mod fallback;
 mod key;
 mod local;
 mod meter;
@@ -21,6 +25,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 
+pub use fallback::{FALLBACK_READS_METRIC, FallbackStore};
 pub use local::LocalStore;
 pub use s3::{MIN_PART_SIZE, S3Store};
 
@@ -59,6 +64,14 @@ pub enum StorageError {
     /// The storage service did not answer, timed out or failed: retryable, maps to 503.
     #[error("object storage is unavailable: {0}")]
     Unavailable(String),
+    /// The primary storage is unavailable and the replica read instead has no object at `key`
+    /// yet (replication is asynchronous): retryable, maps to 503 with `Retry-After`.
+    #[error("object storage is unavailable and its replica has no object at {key} yet")]
+    NotReplicated {
+        key: String,
+        #[source]
+        primary: Box<StorageError>,
+    },
     /// A configuration problem found at start-up (bad STORAGE_URL, missing bucket...).
     #[error("invalid storage configuration: {0}")]
     Config(String),
@@ -87,6 +100,11 @@ pub trait ObjectStore: Send + Sync + 'static {
 
     /// Answers quickly whether the storage is reachable (for `/readyz`).
     async fn check(&self) -> Result<(), StorageError>;
+
+    /// Like `check`, for the replica that reads fall back to; `None` when there is none.
+    async fn check_fallback(&self) -> Option<Result<(), StorageError>> {
+        None
+    }
 
     /// Where objects go, for logs: `s3://bucket/prefix` or `file:///path`. Never secrets.
     fn describe(&self) -> String;
@@ -119,6 +137,17 @@ pub struct StorageSettings {
     pub checksum_when_required: bool,
     /// Multipart part size in bytes (S3's minimum is 5 MiB).
     pub part_size: usize,
+    /// The replica bucket that reads fall back to while the primary is unavailable (S3 only).
+    pub fallback: Option<FallbackSettings>,
+}
+
+/// `STORAGE_FALLBACK_URL` and `STORAGE_FALLBACK_REGION`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FallbackSettings {
+    /// `s3://bucket[/prefix]`.
+    pub url: String,
+    /// The replica bucket's region; `None`: the primary's (the AWS region chain).
+    pub region: Option<String>,
 }
 
 impl StorageSettings {
@@ -130,6 +159,7 @@ impl StorageSettings {
             force_path_style: false,
             checksum_when_required: false,
             part_size: DEFAULT_PART_SIZE,
+            fallback: None,
         }
     }
 }
@@ -147,17 +177,22 @@ impl StorageLocation {
     /// Parses `STORAGE_URL`: `s3://bucket[/prefix]`, `file:///abs/path`, `file://rel/path` or a
     /// bare path.
     pub fn parse(url: &str) -> Result<Self, StorageError> {
+        Self::parse_named(url, "STORAGE_URL")
+    }
+
+    /// Like [`StorageLocation::parse`], with messages naming `variable`.
+    pub fn parse_named(url: &str, variable: &str) -> Result<Self, StorageError> {
         let url = url.trim();
         if url.is_empty() {
-            return Err(StorageError::Config(
-                "STORAGE_URL is empty: use s3://bucket[/prefix] or a local folder".into(),
-            ));
+            return Err(StorageError::Config(format!(
+                "{variable} is empty: use s3://bucket[/prefix] or a local folder"
+            )));
         }
         if let Some(rest) = url.strip_prefix("s3://") {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
             if !valid_bucket_name(bucket) {
                 return Err(StorageError::Config(format!(
-                    "STORAGE_URL {url:?} does not name a valid S3 bucket \
+                    "{variable} {url:?} does not name a valid S3 bucket \
                      (3-63 characters: lower-case letters, digits, '.', '-'), \
                      expected s3://bucket[/prefix]"
                 )));
@@ -165,9 +200,7 @@ impl StorageLocation {
             let prefix = prefix.trim_matches('/');
             if !prefix.is_empty() {
                 key::validate(prefix).map_err(|why| {
-                    StorageError::Config(format!(
-                        "STORAGE_URL {url:?} has an invalid prefix: {why}"
-                    ))
+                    StorageError::Config(format!("{variable} {url:?} has an invalid prefix: {why}"))
                 })?;
             }
             let prefix = if prefix.is_empty() {
@@ -184,7 +217,7 @@ impl StorageLocation {
             Some(path) => path,
             None if url.contains("://") => {
                 return Err(StorageError::Config(format!(
-                    "STORAGE_URL {url:?} has an unknown scheme: use s3://bucket[/prefix], \
+                    "{variable} {url:?} has an unknown scheme: use s3://bucket[/prefix], \
                      file:///path or a bare folder path"
                 )));
             }
@@ -192,7 +225,7 @@ impl StorageLocation {
         };
         if path.is_empty() {
             return Err(StorageError::Config(format!(
-                "STORAGE_URL {url:?} names no folder: use file:///path or a bare folder path"
+                "{variable} {url:?} names no folder: use file:///path or a bare folder path"
             )));
         }
         Ok(Self::Local(path.into()))
@@ -213,31 +246,64 @@ fn valid_bucket_name(name: &str) -> bool {
 #[tracing::instrument(skip_all, fields(url = %settings.url))]
 pub async fn connect(settings: &StorageSettings) -> Result<SharedStore, StorageError> {
     match StorageLocation::parse(&settings.url)? {
-        StorageLocation::S3 { bucket, prefix } => {
+        StorageLocation::S3 { .. } => {
             let sdk_config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-            Ok(Arc::new(S3Store::new(
-                &sdk_config,
-                bucket,
-                prefix,
-                settings,
-            )?))
+            connect_with_sdk_config(settings, &sdk_config).await
         }
-        StorageLocation::Local(path) => Ok(Arc::new(LocalStore::open(path).await?)),
+        StorageLocation::Local(path) => {
+            if settings.fallback.is_some() {
+                return Err(fallback_needs_s3());
+            }
+            Ok(Arc::new(LocalStore::open(path).await?))
+        }
     }
 }
 
 /// Like [`connect`], but with an explicit AWS configuration for S3 (tests, or callers that load
-/// the configuration themselves).
+/// the configuration themselves). The fallback replica, if any, uses the same configuration with
+/// its own region when `STORAGE_FALLBACK_REGION` names one.
 pub async fn connect_with_sdk_config(
     settings: &StorageSettings,
     sdk_config: &aws_config::SdkConfig,
 ) -> Result<SharedStore, StorageError> {
-    match StorageLocation::parse(&settings.url)? {
-        StorageLocation::S3 { bucket, prefix } => Ok(Arc::new(S3Store::new(
-            sdk_config, bucket, prefix, settings,
-        )?)),
-        StorageLocation::Local(path) => Ok(Arc::new(LocalStore::open(path).await?)),
-    }
+    let primary: SharedStore = match StorageLocation::parse(&settings.url)? {
+        StorageLocation::S3 { bucket, prefix } => {
+            Arc::new(S3Store::new(sdk_config, bucket, prefix, settings)?)
+        }
+        StorageLocation::Local(path) => {
+            if settings.fallback.is_some() {
+                return Err(fallback_needs_s3());
+            }
+            return Ok(Arc::new(LocalStore::open(path).await?));
+        }
+    };
+    let Some(fallback) = &settings.fallback else {
+        return Ok(primary);
+    };
+    let (bucket, prefix) =
+        match StorageLocation::parse_named(&fallback.url, "STORAGE_FALLBACK_URL")? {
+            StorageLocation::S3 { bucket, prefix } => (bucket, prefix),
+            StorageLocation::Local(_) => {
+                return Err(StorageError::Config(
+                    "STORAGE_FALLBACK_URL must be s3://bucket[/prefix]".into(),
+                ));
+            }
+        };
+    let replica_config = match &fallback.region {
+        Some(region) => sdk_config
+            .to_builder()
+            .region(aws_config::Region::new(region.clone()))
+            .build(),
+        None => sdk_config.clone(),
+    };
+    let replica = S3Store::new(&replica_config, bucket, prefix, settings)?;
+    Ok(Arc::new(FallbackStore::new(primary, Arc::new(replica))))
+}
+
+fn fallback_needs_s3() -> StorageError {
+    StorageError::Config(
+        "STORAGE_FALLBACK_URL needs an s3:// STORAGE_URL (a local folder has no replica)".into(),
+    )
 }
 
 #[cfg(test)]

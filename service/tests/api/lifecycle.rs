@@ -37,6 +37,8 @@ fn invalid_configuration_exits_2_with_one_line_naming_the_variable() {
         ("SESSION_COOKIE_SECURE", "maybe"),
         // The embedded default is SQLite: a password has nothing to apply to.
         ("DATABASE_PASSWORD", "secret"),
+        // STORAGE_URL is the default local folder: a replica bucket makes no sense there.
+        ("STORAGE_FALLBACK_URL", "s3://replica-bucket"),
     ] {
         let out = run_binary(&[], &[(variable, value)]);
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -90,6 +92,8 @@ fn help_lists_every_setting() {
         "DATABASE_STATEMENT_TIMEOUT",
         "DATABASE_STARTUP_TIMEOUT",
         "STORAGE_URL",
+        "STORAGE_FALLBACK_URL",
+        "STORAGE_FALLBACK_REGION",
         "S3_FORCE_PATH_STYLE",
         "S3_CHECKSUM_WHEN_REQUIRED",
         "S3_PART_SIZE",

@@ -4,6 +4,7 @@
 mod helpers;
 mod memory_store;
 
+mod fallback;
 mod files;
 mod health;
 mod jobs;

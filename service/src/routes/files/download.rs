@@ -9,6 +9,7 @@ use super::range::{self, Requested};
 use crate::db::files::FileRow;
 use crate::error::{ApiError, problem_response};
 use crate::storage::{SharedStore, StorageError};
+use crate::telemetry::storage_read_span;
 
 pub async fn respond(
     store: &SharedStore,
@@ -23,8 +24,8 @@ pub async fn respond(
         Requested::Part(range) => Some(range),
         Requested::Unsatisfiable => return Ok(unsatisfiable(size)),
     };
-    let object = store
-        .get(&file.object_key, range.clone())
+    // A read served by the storage fallback is logged with the request id.
+    let object = storage_read_span(headers, store.get(&file.object_key, range.clone()))
         .await
         .map_err(|error| match error {
             StorageError::NotFound { key } => {
