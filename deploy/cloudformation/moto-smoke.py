@@ -268,7 +268,10 @@ def run(aws):
         except ValueError:
             doc = ast.literal_eval(doc)
     resources = [r for st in doc["Statement"] for r in ([st["Resource"]] if isinstance(st["Resource"], str) else st["Resource"])]
-    check("task role limited to the bucket and its prefix", all(out["BucketName"] in r for r in resources), str(resources))
+    check("task role limited to the bucket and its replica", all(out["BucketName"] in r or replica_bucket in r for r in resources), str(resources))
+    replica_actions = sorted({a for st in doc["Statement"] for a in ([st["Action"]] if isinstance(st["Action"], str) else st["Action"])
+                              if any(replica_bucket in r for r in ([st["Resource"]] if isinstance(st["Resource"], str) else st["Resource"]))})
+    check("task role only reads the replica", replica_actions == ["s3:GetObject", "s3:ListBucket"], str(replica_actions))
 
     s3 = aws("s3", PRIMARY)
     enc = s3.get_bucket_encryption(Bucket=out["BucketName"])["ServerSideEncryptionConfiguration"]["Rules"][0]

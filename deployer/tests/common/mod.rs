@@ -51,6 +51,11 @@ pub fn stand_in_outputs() -> deployer::config::StackOutputs {
         ),
         ("StorageUrl", "s3://prod-data-processor-files/data"),
         (
+            "FallbackStorageUrl",
+            "s3://prod-data-processor-files-123456789012-eu-central-1/data",
+        ),
+        ("ReplicaRegion", "eu-central-1"),
+        (
             "DatabaseUrlSecretArn",
             "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/data-processor/database-url",
         ),
