@@ -71,14 +71,20 @@ measure_binary() {
 declare -A sum
 for k in b_rps b_p99 b_up a_rps a_p99 a_up; do sum[$k]=0; done
 add() { sum[$1_rps]=$(echo "${sum[$1_rps]} + $m_rps" | bc -l); sum[$1_p99]=$(echo "${sum[$1_p99]} + $m_p99" | bc -l); sum[$1_up]=$(echo "${sum[$1_up]} + $m_up" | bc -l); }
-for round in $(seq 1 "$ROUNDS"); do
-  # Interleaved, so drift on the machine hits both builds alike.
+measure_before() {
   measure_binary "$before_bin"
   printf 'round %s  before  session %8.0f req/s  p99 %6.2f ms  upload %7.1f MiB/s\n' "$round" "$m_rps" "$m_p99" "$m_up"
   add b
+}
+measure_after() {
   measure_binary "$after_bin"
   printf 'round %s  after   session %8.0f req/s  p99 %6.2f ms  upload %7.1f MiB/s\n' "$round" "$m_rps" "$m_p99" "$m_up"
   add a
+}
+for round in $(seq 1 "$ROUNDS"); do
+  # Interleaved, and in alternating order, so drift on the machine (and whatever running second
+  # in a round does) hits both builds alike.
+  if [ $((round % 2)) = 1 ]; then measure_before; measure_after; else measure_after; measure_before; fi
 done
 ratio() { printf "%.3f" "$(echo "$1 / $2" | bc -l)"; }
 echo
