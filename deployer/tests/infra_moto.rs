@@ -13,7 +13,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use aws_config::BehaviorVersion;
 use testkit::moto::MotoServer;
@@ -63,22 +63,7 @@ impl Bed {
     }
 
     fn run(&self, config: &Path, args: &[&str]) -> Output {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_deployer"));
-        cmd.arg("--config").arg(config).args(args);
-        cmd.env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .stdin(Stdio::null());
-        for (k, v) in self.moto.client_env() {
-            cmd.env(k, v);
-        }
-        let out = cmd.output().expect("run deployer");
-        eprintln!(
-            "deployer {args:?} -> {:?}\nstdout:\n{}\nstderr:\n{}",
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
+        common::run_deployer(&self.moto, config, args, [])
     }
 
     fn cfn(&self) -> aws_sdk_cloudformation::Client {

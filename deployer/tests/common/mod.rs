@@ -167,28 +167,12 @@ impl Stage {
     }
 
     pub fn run_with(&self, args: &[&str], extra: &[(&str, &str)]) -> Output {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_deployer"));
-        cmd.args(["--config", config_path().to_str().unwrap()])
-            .args(args);
-        cmd.env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default());
-        for (k, v) in self.moto.client_env() {
-            cmd.env(k, v);
-        }
-        for (k, v) in &self.vars {
-            cmd.env(k, v);
-        }
-        for (k, v) in extra {
-            cmd.env(k, v);
-        }
-        let out = cmd.output().expect("run deployer");
-        eprintln!(
-            "deployer {args:?} -> {:?}\nstdout:\n{}\nstderr:\n{}",
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
+        let vars = self
+            .vars
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .chain(extra.iter().copied());
+        run_deployer(&self.moto, &config_path(), args, vars)
     }
 
     /// Runs with `--output json` and expects success; returns the document.
@@ -232,4 +216,33 @@ impl Stage {
             .services()[0]
             .clone()
     }
+}
+
+/// Runs the real `deployer --config CONFIG ARGS` against `moto`, with only `vars` (and PATH) in
+/// its environment and no terminal on stdin; prints what it said, for a failing test's log.
+pub fn run_deployer<'a>(
+    moto: &MotoServer,
+    config: &Path,
+    args: &[&str],
+    vars: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_deployer"));
+    cmd.arg("--config").arg(config).args(args);
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .stdin(std::process::Stdio::null());
+    for (k, v) in moto.client_env() {
+        cmd.env(k, v);
+    }
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run deployer");
+    eprintln!(
+        "deployer {args:?} -> {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }
