@@ -2,36 +2,17 @@
 //! and the user id once known, and no secrets. Its own test binary, because it installs the
 //! process-wide log subscriber.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use clap::Parser;
-use data_processor::configuration::{Cli, LogFormat};
+use data_processor::configuration::LogFormat;
 use data_processor::startup::Application;
 use serde_json::{Value, json};
 use testkit::postgres::TestDatabase;
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
+#[path = "support/captured_logs.rs"]
+mod captured_logs;
 
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn lines(&self) -> Vec<Value> {
-        String::from_utf8_lossy(&self.0.lock().unwrap())
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-            .collect()
-    }
-}
+use captured_logs::{Captured, config_on};
 
 mod memory_store {
     include!("api/memory_store.rs");
@@ -44,17 +25,7 @@ async fn one_json_line_per_request_with_user_and_request_id_and_no_secrets() {
     data_processor::telemetry::install(LogFormat::Json, "info", move || writer.clone());
 
     let db = TestDatabase::create().await;
-    let config = Cli::try_parse_from([
-        "data-processor",
-        "--listen-addr",
-        "127.0.0.1:0",
-        "--database-url",
-        &db.url,
-        "--session-cookie-secure",
-        "false",
-    ])
-    .unwrap()
-    .config;
+    let config = config_on(&db.url);
     let app = Application::build_with_store(config, Arc::new(memory_store::MemoryStore::default()))
         .await
         .unwrap();
@@ -124,7 +95,7 @@ async fn one_json_line_per_request_with_user_and_request_id_and_no_secrets() {
     assert_eq!(me_line["span"]["user_id"], user_id.as_str());
     assert_eq!(me_line["status"], 200);
 
-    let everything = String::from_utf8_lossy(&captured.0.lock().unwrap()).to_string();
+    let everything = captured.text();
     assert!(
         !everything.contains(secret),
         "a password leaked into the logs"

@@ -3,39 +3,20 @@
 //! it installs the process-wide log subscriber. At RUST_LOG=warn, where the request span itself
 //! is off.
 
-use std::io::Write;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
 
-use clap::Parser;
-use data_processor::configuration::{Cli, LogFormat};
+use data_processor::configuration::LogFormat;
 use data_processor::startup::Application;
 use data_processor::storage::{FallbackStore, ObjectStore};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use testkit::postgres::TestDatabase;
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
+#[path = "support/captured_logs.rs"]
+mod captured_logs;
 
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn lines(&self) -> Vec<Value> {
-        String::from_utf8_lossy(&self.0.lock().unwrap())
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-            .collect()
-    }
-}
+use captured_logs::{Captured, config_on};
 
 mod memory_store {
     include!("api/memory_store.rs");
@@ -50,17 +31,7 @@ async fn a_fallback_read_is_one_warning_with_the_request_id() {
     data_processor::telemetry::install(LogFormat::Json, "warn", move || writer.clone());
 
     let db = TestDatabase::create().await;
-    let config = Cli::try_parse_from([
-        "data-processor",
-        "--listen-addr",
-        "127.0.0.1:0",
-        "--database-url",
-        &db.url,
-        "--session-cookie-secure",
-        "false",
-    ])
-    .unwrap()
-    .config;
+    let config = config_on(&db.url);
     let primary = Arc::new(MemoryStore::default());
     let replica = Arc::new(MemoryStore::default());
     let store = Arc::new(FallbackStore::new(primary.clone(), replica.clone()));
@@ -145,7 +116,7 @@ async fn a_fallback_read_is_one_warning_with_the_request_id() {
         "{line}"
     );
     assert!(line["primary_error"].is_string(), "{line}");
-    let everything = String::from_utf8_lossy(&captured.0.lock().unwrap()).to_string();
+    let everything = captured.text();
     assert!(
         !everything.contains(password),
         "a password leaked into the logs"
