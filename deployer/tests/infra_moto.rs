@@ -15,7 +15,6 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use aws_config::BehaviorVersion;
 use testkit::moto::MotoServer;
 
 const TEMPLATE: &str = concat!(
@@ -32,14 +31,7 @@ struct Bed {
 impl Bed {
     async fn start() -> Self {
         let moto = MotoServer::start().await;
-        let sdk = aws_config::defaults(BehaviorVersion::latest())
-            .endpoint_url(moto.endpoint())
-            .region(aws_config::Region::new(testkit::moto::REGION))
-            .credentials_provider(aws_sdk_ecs::config::Credentials::new(
-                "testing", "testing", None, None, "test",
-            ))
-            .load()
-            .await;
+        let sdk = common::moto_sdk(&moto).await;
         Self {
             moto,
             sdk,

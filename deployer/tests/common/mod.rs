@@ -135,14 +135,7 @@ impl Stage {
     pub async fn start_with_running(running: u32) -> Self {
         let moto =
             MotoServer::start_with_env(&[("MOTO_ECS_SERVICE_RUNNING", &running.to_string())]).await;
-        let sdk = aws_config::defaults(BehaviorVersion::latest())
-            .endpoint_url(moto.endpoint())
-            .region(aws_config::Region::new(testkit::moto::REGION))
-            .credentials_provider(aws_sdk_ecs::config::Credentials::new(
-                "testing", "testing", None, None, "test",
-            ))
-            .load()
-            .await;
+        let sdk = moto_sdk(&moto).await;
         let outputs = create_service_stack(&sdk).await;
         let target_group_arn = outputs["TargetGroupArn"].clone();
         let vars = vec![
@@ -245,4 +238,16 @@ pub fn run_deployer<'a>(
         String::from_utf8_lossy(&out.stderr)
     );
     out
+}
+
+/// An AWS config that talks to `moto` with its test credentials, in the tests' region.
+pub async fn moto_sdk(moto: &MotoServer) -> aws_config::SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(moto.endpoint())
+        .region(aws_config::Region::new(testkit::moto::REGION))
+        .credentials_provider(aws_sdk_ecs::config::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
+        .load()
+        .await
 }
