@@ -139,6 +139,17 @@ pub struct Config {
     #[arg(long, env = "LOGIN_MAX_FAILURES", default_value_t = 5)]
     pub login_max_failures: u32,
 
+    /// Sessions each replica keeps in memory (a read then costs no query); 0 turns the cache
+    /// off. With Postgres a logout on any replica evicts the session everywhere (LISTEN/NOTIFY),
+    /// and the cache is bypassed whenever that notification channel is down.
+    #[arg(long, env = "SESSION_CACHE_CAPACITY", default_value_t = 50_000)]
+    pub session_cache_capacity: u64,
+
+    /// How often each replica checks that its database change feed (LISTEN connection) still
+    /// delivers; a check not answered within twice this suspends the session cache.
+    #[arg(long, env = "CHANGE_FEED_PING_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub change_feed_ping_interval: Duration,
+
     /// The window in which failed logins are counted (and the longest lockout).
     #[arg(long, env = "LOGIN_FAILURE_WINDOW", default_value = "15m", value_parser = humantime::parse_duration)]
     pub login_failure_window: Duration,
@@ -329,6 +340,15 @@ impl Config {
             cookie_secure: self.session_cookie_secure,
             cleanup_interval: self.session_cleanup_interval,
             login_failure_window: self.login_failure_window,
+            cache_capacity: self.session_cache_capacity,
+        }
+    }
+
+    pub fn feed_settings(&self) -> crate::db::changes::FeedSettings {
+        crate::db::changes::FeedSettings {
+            ping_interval: self.change_feed_ping_interval,
+            ping_timeout: self.change_feed_ping_interval * 2,
+            ..Default::default()
         }
     }
 
@@ -461,6 +481,7 @@ impl Config {
             ("SESSION_ABSOLUTE_TIMEOUT", self.session_absolute_timeout),
             ("SESSION_CLEANUP_INTERVAL", self.session_cleanup_interval),
             ("LOGIN_FAILURE_WINDOW", self.login_failure_window),
+            ("CHANGE_FEED_PING_INTERVAL", self.change_feed_ping_interval),
             ("READINESS_TIMEOUT", self.readiness_timeout),
             ("SHUTDOWN_TIMEOUT", self.shutdown_timeout),
             ("HTTP_KEEPALIVE_TIMEOUT", self.http_keepalive_timeout),

@@ -21,7 +21,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::configuration::Config;
-use crate::db::{Db, DbError};
+use crate::db::{Db, DbError, Pool, changes};
 use crate::middleware::request_id::{self, REQUEST_ID};
 use crate::middleware::{csrf, drain, metrics, problem};
 use crate::routes;
@@ -96,8 +96,6 @@ impl Application {
         let db_settings = config.db_settings();
         let db = Db::connect(&db_settings)?;
         db.migrate_when_available(&db_settings).await?;
-        let session_store = AppSessionStore::new(&db, config.database_statement_timeout)
-            .map_err(StartupError::Sessions)?;
         // Off the runtime like every hash: it costs tens of milliseconds of CPU.
         let _ = tokio::task::spawn_blocking(crate::domain::password::warm_up).await;
         let listener = TcpListener::bind(config.listen_addr)
@@ -113,7 +111,11 @@ impl Application {
                 source,
             })?
             .port();
+        let statement_timeout = config.database_statement_timeout;
         let state = AppState::new(db, store, config);
+        let session_store =
+            AppSessionStore::new(&state.db, statement_timeout, state.session_cache.clone())
+                .map_err(StartupError::Sessions)?;
         let router = build_router(state.clone(), session_store.clone());
         Ok(Self {
             listener,
@@ -155,6 +157,18 @@ impl Application {
         let forget_clients = tokio::spawn(crate::limits::forget_idle_clients_loop(
             state.limits.clone(),
         ));
+        let stop_feed = tokio_util::sync::CancellationToken::new();
+        if let Pool::Postgres(pool) = &state.db.pool {
+            tokio::spawn(changes::run(
+                pool.clone(),
+                changes::Subscribers {
+                    sessions: state.session_cache.clone(),
+                    jobs: state.job_queued.clone(),
+                },
+                config.feed_settings().of_replica(&state.replica_id),
+                stop_feed.clone(),
+            ));
+        }
 
         // Job workers stop claiming at the signal; running jobs get the shutdown budget less a
         // margin to finish, then are handed back to the queue for another replica.
@@ -257,6 +271,7 @@ impl Application {
         }
         cleanup.abort();
         forget_clients.abort();
+        stop_feed.cancel();
     }
 }
 

@@ -7,6 +7,7 @@ use crate::configuration::Config;
 use crate::db::Db;
 use crate::limits::Limits;
 use crate::sessions::SessionSettings;
+use crate::sessions::cache::SessionCache;
 use crate::storage::SharedStore;
 
 #[derive(Clone)]
@@ -21,14 +22,21 @@ pub struct AppState {
     pub limits: Arc<Limits>,
     /// Set once shutdown starts: `/readyz` answers 503 from then on.
     pub draining: Arc<AtomicBool>,
+    /// This replica's session cache (None when turned off).
+    pub session_cache: Option<SessionCache>,
+    /// Wakes an idle job worker: a job was queued (here, or anywhere via the change feed).
+    pub job_queued: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {
     pub fn new(db: Db, store: SharedStore, config: Config) -> Self {
+        let sessions = config.session_settings();
         Self {
+            session_cache: sessions.cache(&db),
+            job_queued: Arc::new(tokio::sync::Notify::new()),
             db,
             store,
-            sessions: config.session_settings(),
+            sessions,
             replica_id: config.resolve_replica_id().into(),
             limits: Arc::new(Limits::new(&config)),
             config: Arc::new(config),

@@ -98,10 +98,13 @@ async fn worker_loop(
             }
             Err(error) => tracing::warn!(error = %report(&error), "claiming a job failed"),
         }
-        // Jitter spreads the replicas' polls instead of having them all query at once.
+        // A queued job wakes one idle worker at once (the change feed); the poll is the fallback
+        // for what sends no notification (a lease expiring, a retry's backoff ending). Jitter
+        // spreads the replicas' polls instead of having them all query at once.
         let jitter = Duration::from_millis(u64::from(uuid::Uuid::new_v4().as_bytes()[0]) * 2);
         tokio::select! {
             () = stop_claiming.cancelled() => break,
+            () = state.job_queued.notified() => {}
             () = tokio::time::sleep(state.config.job_poll_interval + jitter) => {}
         }
     }

@@ -136,6 +136,8 @@ async fn create(
         },
     )
     .await?;
+    // Other replicas hear of it through the change feed.
+    state.job_queued.notify_one();
     let location =
         HeaderValue::from_str(&format!("/api/v1/jobs/{}", row.id)).map_err(ApiError::internal)?;
     Ok((

@@ -8,9 +8,7 @@ use data_processor::db::Pool;
 use serde_json::json;
 use testkit::wait_until;
 
-use crate::helpers::{
-    PASSWORD, TestApp, WAIT, assert_problem, json, spawn_app, spawn_app_with, unique_name,
-};
+use crate::helpers::{PASSWORD, TestApp, WAIT, assert_problem, json, spawn_app_with, unique_name};
 
 const ATTACKER: &str = "198.51.100.66";
 const ALICE_AT_HOME: &str = "203.0.113.5";
@@ -137,7 +135,9 @@ async fn without_trusted_proxies_a_forged_forwarded_for_changes_nothing() {
 
 #[tokio::test]
 async fn a_corrupt_session_row_is_a_401_and_is_dropped() {
-    let app = spawn_app().await;
+    // What the database load does with the row; the cache would answer from memory until the
+    // UPDATE's notification evicted it (session_cache.rs tests that eviction).
+    let app = spawn_app_with(&["--session-cache-capacity", "0"]).await;
     let cookie = app.signed_in(&unique_name("carol")).await;
     assert_eq!(app.get_session(&cookie).await.status(), 200);
     sqlx::query("UPDATE sessions SET data = '\\xc1c1c1'::bytea")
@@ -156,7 +156,7 @@ async fn a_corrupt_session_row_is_a_401_and_is_dropped() {
 
 #[tokio::test]
 async fn a_session_whose_user_entry_does_not_decode_is_a_401() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(&["--session-cache-capacity", "0"]).await;
     let cookie = app.signed_in(&unique_name("dave")).await;
     // A record that decodes, with a `user` entry of the wrong shape (as an incompatible release
     // could write): MessagePack of {id, data: {"user": 7}, expiry_date}, re-encoded from the row.

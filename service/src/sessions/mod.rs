@@ -1,9 +1,13 @@
 //! Server-side sessions in the database (tower-sessions + its sqlx stores), so any replica serves
 //! any user and a logout reaches every replica at once.
 //!
-//! Cost model: reading a session is one indexed SELECT; writing it is what makes requests slow,
-//! so a session is written only at login, at logout and when its idle expiry is refreshed, which
-//! happens at most once per `SessionSettings::refresh_interval` (see `auth`).
+//! Cost model: reading a session is a lookup in this replica's cache (`cache`, kept coherent
+//! across replicas by the database's change feed), or one indexed SELECT on a miss; writing it is
+//! what makes requests slow, so a session is written only at login, at logout and when its idle
+//! expiry is refreshed, which happens at most once per `SessionSettings::refresh_interval` (see
+//! `auth`).
+
+pub mod cache;
 
 use std::time::Duration;
 
@@ -16,6 +20,7 @@ use tower_sessions_sqlx_store::{PostgresStore, SqliteStore};
 
 use crate::db::{Db, Pool, login_throttle};
 use crate::report::report;
+use cache::SessionCache;
 
 /// The cookie's name. Not the default `id`, so it is recognisable in a browser's storage.
 pub const COOKIE_NAME: &str = "dp_session";
@@ -31,6 +36,8 @@ pub struct SessionSettings {
     pub cleanup_interval: Duration,
     /// Login counters older than this are deleted by the cleanup.
     pub login_failure_window: Duration,
+    /// Sessions kept in this replica's cache; 0 turns the cache off.
+    pub cache_capacity: u64,
 }
 
 impl SessionSettings {
@@ -38,6 +45,17 @@ impl SessionSettings {
     /// session costs one SELECT instead of a write per request.
     pub fn refresh_interval(&self) -> Duration {
         (self.idle_timeout / 4).min(Duration::from_secs(60))
+    }
+
+    /// This replica's session cache, if on. With SQLite (one process) every change goes through
+    /// this process, so the cache is coherent from the start; with Postgres it is used only while
+    /// the change feed listens.
+    pub fn cache(&self, db: &Db) -> Option<SessionCache> {
+        (self.cache_capacity > 0).then(|| {
+            let coherent_alone = matches!(db.pool, Pool::Sqlite(_));
+            // An entry outlives no refresh of its expiry (a safety net: changes evict it first).
+            SessionCache::new(self.cache_capacity, self.refresh_interval(), coherent_alone)
+        })
     }
 }
 
@@ -49,15 +67,17 @@ enum Backend {
 
 /// The session store for whichever database is configured, with every call bounded by the
 /// statement timeout: the stores' own queries have none, and a hung database must give a fast
-/// error, not a hung request.
+/// error, not a hung request. Reads go through the cache when there is one; every write evicts
+/// (after it is done, so a concurrent read cannot put the old record back).
 #[derive(Debug, Clone)]
 pub struct AppSessionStore {
     backend: Backend,
     timeout: Duration,
+    cache: Option<SessionCache>,
 }
 
 impl AppSessionStore {
-    pub fn new(db: &Db, timeout: Duration) -> Result<Self, String> {
+    pub fn new(db: &Db, timeout: Duration, cache: Option<SessionCache>) -> Result<Self, String> {
         let backend = match &db.pool {
             Pool::Postgres(pool) => Backend::Postgres(
                 PostgresStore::new(pool.clone())
@@ -68,7 +88,17 @@ impl AppSessionStore {
                 Backend::Sqlite(SqliteStore::new(pool.clone()).with_table_name(TABLE)?)
             }
         };
-        Ok(Self { backend, timeout })
+        Ok(Self {
+            backend,
+            timeout,
+            cache,
+        })
+    }
+
+    fn evict(&self, id: &Id) {
+        if let Some(cache) = &self.cache {
+            cache.evict(id);
+        }
     }
 
     async fn bounded<T>(
@@ -97,23 +127,34 @@ impl AppSessionStore {
 #[async_trait]
 impl SessionStore for AppSessionStore {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
-        match &self.backend {
+        let created = match &self.backend {
             Backend::Postgres(s) => self.bounded(s.create(record)).await,
             Backend::Sqlite(s) => self.bounded(s.create(record)).await,
-        }
+        };
+        self.evict(&record.id);
+        created
     }
 
     async fn save(&self, record: &Record) -> session_store::Result<()> {
-        match &self.backend {
+        let saved = match &self.backend {
             Backend::Postgres(s) => self.bounded(s.save(record)).await,
             Backend::Sqlite(s) => self.bounded(s.save(record)).await,
-        }
+        };
+        self.evict(&record.id);
+        saved
     }
 
     /// A row that does not decode (corrupted, or written by an incompatible release) is deleted
     /// and reported as no session: its owner logs in again (401), instead of every request with
     /// that cookie failing as if the database were down.
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
+        let ticket = match &self.cache {
+            Some(cache) => match cache.get(id) {
+                Some(record) => return Ok(Some(record)),
+                None => Some(cache.ticket()),
+            },
+            None => None,
+        };
         let loaded = match &self.backend {
             Backend::Postgres(s) => self.bounded(s.load(id)).await,
             Backend::Sqlite(s) => self.bounded(s.load(id)).await,
@@ -124,15 +165,23 @@ impl SessionStore for AppSessionStore {
                 self.delete(id).await?;
                 Ok(None)
             }
+            Ok(Some(record)) => {
+                if let (Some(cache), Some(ticket)) = (&self.cache, ticket) {
+                    cache.fill(ticket, &record);
+                }
+                Ok(Some(record))
+            }
             other => other,
         }
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
-        match &self.backend {
+        let deleted = match &self.backend {
             Backend::Postgres(s) => self.bounded(s.delete(id)).await,
             Backend::Sqlite(s) => self.bounded(s.delete(id)).await,
-        }
+        };
+        self.evict(id);
+        deleted
     }
 }
 
