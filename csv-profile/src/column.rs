@@ -1,13 +1,19 @@
-//! Per-column accumulator: O(1) state plus one HyperLogLog sketch, whatever the row count.
+//! Per-column accumulator: O(1) state plus one HyperLogLog sketch (and optionally one
+//! quantile sketch), whatever the row count.
 //!
 //! The type is only known at the end, so statistics for every type the column could still
 //! be are kept side by side; a candidate type is dropped at its first misfit value and its
 //! statistics stop being updated.
+//!
+//! States of disjoint parts of a column merge into the state of the whole (see
+//! [`ColumnState::merge`]), in any order: every statistic is a commutative combination,
+//! and ties between different texts of the same date/time are broken by the text.
 
 use cardinality_estimator::CardinalityEstimator;
 use jiff::civil::DateTime;
 
 use crate::infer;
+use crate::quantile::Sketch;
 use crate::report::{ColumnProfile, ColumnType, Scalar};
 use crate::welford::Welford;
 
@@ -40,10 +46,13 @@ pub struct ColumnState {
     min_chars: u64,
     max_chars: u64,
     distinct: Distinct,
+    quantiles: Option<Sketch>,
 }
 
 impl ColumnState {
-    pub fn new(name: String) -> Self {
+    /// `quantiles` says whether to keep a quantile sketch (the cost is one logarithm per
+    /// numeric value).
+    pub fn new(name: String, quantiles: bool) -> Self {
         Self {
             name,
             nulls: 0,
@@ -65,6 +74,7 @@ impl ColumnState {
             min_chars: u64::MAX,
             max_chars: 0,
             distinct: Distinct::new(),
+            quantiles: quantiles.then(Sketch::new),
         }
     }
 
@@ -117,6 +127,9 @@ impl ColumnState {
         self.float_min = self.float_min.min(x);
         self.float_max = self.float_max.max(x);
         self.numbers.push(x);
+        if let Some(sketch) = &mut self.quantiles {
+            sketch.push(x);
+        }
     }
 
     fn observe_datetime(&mut self, value: &str) {
@@ -124,11 +137,68 @@ impl ColumnState {
             self.may_be_datetime = false;
             return;
         };
-        if self.datetime_min.as_ref().is_none_or(|(m, _)| instant < *m) {
+        // Equal instants written differently (`2024-01-01` and `2024-01-01T00:00Z`) are
+        // ordered by their text, so the result does not depend on which came first.
+        let key = (instant, value);
+        if self
+            .datetime_min
+            .as_ref()
+            .is_none_or(|(m, text)| key < (*m, text.as_str()))
+        {
             self.datetime_min = Some((instant, value.to_owned()));
         }
-        if self.datetime_max.as_ref().is_none_or(|(m, _)| instant > *m) {
+        if self
+            .datetime_max
+            .as_ref()
+            .is_none_or(|(m, text)| key > (*m, text.as_str()))
+        {
             self.datetime_max = Some((instant, value.to_owned()));
+        }
+    }
+
+    /// Folds in the state of another part of the same column, as if its values had been
+    /// observed here. The column name stays this one's.
+    pub fn merge(&mut self, other: Self) {
+        if other.values > 0 {
+            if self.values == 0 {
+                self.text_min = other.text_min;
+                self.text_max = other.text_max;
+            } else {
+                if less(&other.text_min, &self.text_min) {
+                    self.text_min = other.text_min;
+                }
+                if less(&self.text_max, &other.text_max) {
+                    self.text_max = other.text_max;
+                }
+            }
+        }
+        self.nulls += other.nulls;
+        self.values += other.values;
+        self.may_be_integer &= other.may_be_integer;
+        self.may_be_float &= other.may_be_float;
+        self.may_be_boolean &= other.may_be_boolean;
+        self.may_be_datetime &= other.may_be_datetime;
+        self.int_min = self.int_min.min(other.int_min);
+        self.int_max = self.int_max.max(other.int_max);
+        self.float_min = self.float_min.min(other.float_min);
+        self.float_max = self.float_max.max(other.float_max);
+        self.numbers.merge(&other.numbers);
+        self.bool_seen[0] |= other.bool_seen[0];
+        self.bool_seen[1] |= other.bool_seen[1];
+        let key = |d: &(DateTime, String)| (d.0, d.1.clone());
+        self.datetime_min = match (self.datetime_min.take(), other.datetime_min) {
+            (Some(a), Some(b)) => Some(if key(&b) < key(&a) { b } else { a }),
+            (a, b) => a.or(b),
+        };
+        self.datetime_max = match (self.datetime_max.take(), other.datetime_max) {
+            (Some(a), Some(b)) => Some(if key(&b) > key(&a) { b } else { a }),
+            (a, b) => a.or(b),
+        };
+        self.min_chars = self.min_chars.min(other.min_chars);
+        self.max_chars = self.max_chars.max(other.max_chars);
+        self.distinct.merge(&other.distinct);
+        if let (Some(mine), Some(theirs)) = (&mut self.quantiles, &other.quantiles) {
+            mine.merge(theirs);
         }
     }
 
@@ -209,6 +279,9 @@ impl ColumnState {
                 .filter(|s| s.is_finite()),
             min_length: has_values.then_some(self.min_chars),
             max_length: has_values.then_some(self.max_chars),
+            quantiles: numeric
+                .then(|| self.quantiles.as_ref().and_then(Sketch::quantiles))
+                .flatten(),
         }
     }
 }
@@ -231,7 +304,7 @@ mod tests {
     use super::*;
 
     fn profile_of(values: &[&str]) -> ColumnProfile {
-        let mut column = ColumnState::new("c".into());
+        let mut column = ColumnState::new("c".into(), true);
         for v in values {
             column.observe(v, v.is_ascii());
         }
@@ -329,7 +402,7 @@ mod tests {
         ];
         for (shape, value) in shapes.iter().enumerate() {
             for n in [50_000u64, 1_000_000] {
-                let mut column = ColumnState::new("c".into());
+                let mut column = ColumnState::new("c".into(), true);
                 for i in 0..n {
                     column.observe(&value(i), true);
                 }
