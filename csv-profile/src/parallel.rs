@@ -447,14 +447,20 @@ impl ChunkReader {
 
     /// A buffer from the pool; waits for a worker to return one when all are out.
     fn buffer(&mut self) -> Option<Vec<u8>> {
-        if let Some(buf) = self.spare.pop() {
-            return Some(buf);
-        }
-        if self.allocated < self.pool {
+        let buf = if let Some(buf) = self.spare.pop() {
+            buf
+        } else if self.allocated < self.pool {
             self.allocated += 1;
+            Vec::new()
+        } else {
+            self.free.as_ref()?.recv().ok()?
+        };
+        // A buffer that grew for one long record goes back to the usual size, so that a
+        // few long records do not keep the whole pool large.
+        if buf.len() > 4 * self.chunk_bytes {
             return Some(Vec::new());
         }
-        self.free.as_ref()?.recv().ok()
+        Some(buf)
     }
 
     fn next_chunk<R: Read>(
