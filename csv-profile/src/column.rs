@@ -185,13 +185,20 @@ impl ColumnState {
         self.numbers.merge(&other.numbers);
         self.bool_seen[0] |= other.bool_seen[0];
         self.bool_seen[1] |= other.bool_seen[1];
-        let key = |d: &(DateTime, String)| (d.0, d.1.clone());
         self.datetime_min = match (self.datetime_min.take(), other.datetime_min) {
-            (Some(a), Some(b)) => Some(if key(&b) < key(&a) { b } else { a }),
+            (Some(a), Some(b)) => Some(if instant_key(&b) < instant_key(&a) {
+                b
+            } else {
+                a
+            }),
             (a, b) => a.or(b),
         };
         self.datetime_max = match (self.datetime_max.take(), other.datetime_max) {
-            (Some(a), Some(b)) => Some(if key(&b) > key(&a) { b } else { a }),
+            (Some(a), Some(b)) => Some(if instant_key(&b) > instant_key(&a) {
+                b
+            } else {
+                a
+            }),
             (a, b) => a.or(b),
         };
         self.min_chars = self.min_chars.min(other.min_chars);
@@ -293,6 +300,11 @@ fn less(a: &str, b: &str) -> bool {
         (Some(x), Some(y)) if x != y => x < y,
         _ => a < b,
     }
+}
+
+/// The order of date/time values: by instant, then by text.
+fn instant_key(value: &(DateTime, String)) -> (DateTime, &str) {
+    (value.0, value.1.as_str())
 }
 
 fn finite(x: f64) -> Option<Scalar> {
@@ -411,6 +423,83 @@ mod tests {
                 assert!(
                     error < 0.02,
                     "shape {shape}, n {n}: {estimate} ({error:.4})"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn equal_instants_are_ordered_by_text_whatever_comes_first() {
+        let values = ["2024-01-01T00:00:00Z", "2024-01-01", "2024-01-01T00:00:00"];
+        let forward = profile_of(&values);
+        let mut reversed = values;
+        reversed.reverse();
+        let backward = profile_of(&reversed);
+        assert_eq!(forward.min, Some(Scalar::Text("2024-01-01".into())));
+        assert_eq!(
+            forward.max,
+            Some(Scalar::Text("2024-01-01T00:00:00Z".into()))
+        );
+        assert_eq!((forward.min, forward.max), (backward.min, backward.max));
+    }
+
+    #[test]
+    fn merged_parts_equal_one_pass_for_every_split() {
+        let columns: [&[&str]; 6] = [
+            &["3", "", "-7", "12", "NA", "0", "5"],
+            &["1", "2.5", "", "-1e3", "7", "0.25", "3"],
+            &["yes", "no", "", "true", "TRUE", "false", "no"],
+            &[
+                "2024-01-02",
+                "2024-01-01T00:00Z",
+                "",
+                "2024-01-01",
+                "2023-06-30 12:00",
+                "2024-01-01",
+                "2025-01-01",
+            ],
+            &["b", "1", "", "héllo", "a", "zz", "2024-01-01"],
+            &["1", "2", "3", "x", "4", "", "5"],
+        ];
+        for values in columns {
+            let whole = profile_of(values);
+            for split in 0..=values.len() {
+                let (left, right) = values.split_at(split);
+                // Right part first: merging must not depend on order either.
+                let mut merged = ColumnState::new("c".into(), true);
+                let mut part = ColumnState::new(String::new(), true);
+                right.iter().for_each(|v| merged.observe(v, v.is_ascii()));
+                left.iter().for_each(|v| part.observe(v, v.is_ascii()));
+                merged.merge(part);
+                let merged = merged.finish();
+                assert_eq!(
+                    (
+                        merged.column_type,
+                        merged.count,
+                        merged.nulls,
+                        merged.distinct
+                    ),
+                    (whole.column_type, whole.count, whole.nulls, whole.distinct),
+                    "{values:?} split at {split}"
+                );
+                assert_eq!(
+                    (&merged.min, &merged.max),
+                    (&whole.min, &whole.max),
+                    "{values:?} at {split}"
+                );
+                assert_eq!(
+                    (merged.min_length, merged.max_length),
+                    (whole.min_length, whole.max_length)
+                );
+                assert_eq!(merged.quantiles, whole.quantiles, "{values:?} at {split}");
+                let close = |a: Option<f64>, b: Option<f64>| match (a, b) {
+                    (Some(a), Some(b)) => (a - b).abs() <= 1e-12 * b.abs().max(1.0),
+                    (a, b) => a == b,
+                };
+                assert!(close(merged.mean, whole.mean), "{values:?} at {split}");
+                assert!(
+                    close(merged.std_dev, whole.std_dev),
+                    "{values:?} at {split}"
                 );
             }
         }
