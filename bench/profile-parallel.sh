@@ -15,7 +15,12 @@
 # time includes waiting for a core: the load average is printed before and after, and
 # with a load of 1 or more the speed-up figure mostly measures the other work.
 #
-# Env: SIZE_MIB (1024), ROUNDS (3), DATA_DIR (/dev/shm if writable, else ${TMPDIR:-/tmp}),
+# With valgrind installed it also counts the instructions each csv-profile variant executes
+# on a small file (INSTR_MIB, 32; 0 skips it): a figure that load elsewhere cannot move,
+# for when the load average makes the timings unreliable. An instruction ratio is not a
+# time ratio (a logarithm costs more cycles than the average instruction).
+#
+# Env: SIZE_MIB (1024), ROUNDS (3), INSTR_MIB (32), DATA_DIR (/dev/shm if writable, else ${TMPDIR:-/tmp}),
 #      KEEP_DATA (0: delete a file this run generated), CARGO_TARGET_DIR (target),
 #      RSS_LIMIT_MIB (100), DUCKDB (auto: run it if `python3 -c 'import duckdb'` works; 0: skip).
 # See bench/profile-vs-xsv.sh for why the file lives in tmpfs.
@@ -29,6 +34,7 @@ fi
 KEEP_DATA=${KEEP_DATA:-0}
 RSS_LIMIT_MIB=${RSS_LIMIT_MIB:-100}
 DUCKDB=${DUCKDB:-auto}
+INSTR_MIB=${INSTR_MIB:-32}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 DATA=$DATA_DIR/csv-profile-bench-${SIZE_MIB}MiB-seed42.csv
@@ -141,3 +147,18 @@ awk -v bytes="$BYTES" -v rows="$ROWS" -v limit="$RSS_LIMIT_MIB" -v load_after="$
         ratio("ours t2 / duckdb t2 (throughput)", "ours-t2", "duckdb-t2", "")
         printf "peak RSS, threads=2: %.1f MiB (target < %d MiB): %s\n", rss["ours-t2"], limit, rss["ours-t2"] < limit ? "ok" : "OVER"
     }' "$WORK/results"
+
+if [[ $INSTR_MIB -gt 0 ]] && command -v valgrind >/dev/null; then
+    SMALL=$WORK/small.csv
+    "$CARGO_TARGET_DIR/release/examples/gen-csv" "$INSTR_MIB" "$SMALL" 42 2>/dev/null
+    instructions() {
+        valgrind --tool=cachegrind --cache-sim=no --cachegrind-out-file=/dev/null "$@" 2>&1 >/dev/null |
+            awk '/I +refs/ { gsub(",", "", $NF); print $NF }'
+    }
+    NOQ=$(instructions "$PROFILE" --no-quantiles "$SMALL")
+    Q=$(instructions "$PROFILE" "$SMALL")
+    T2=$(instructions "$PROFILE" --threads 2 "$SMALL")
+    awk -v mib="$INSTR_MIB" -v noq="$NOQ" -v q="$Q" -v t2="$T2" 'BEGIN {
+        printf "instructions on %d MiB (valgrind): quantiles off %.3g, on %.3g (x%.3f), threads=2 %.3g (x%.3f of threads=1)\n", mib, noq, q, q / noq, t2, t2 / q
+    }'
+fi
