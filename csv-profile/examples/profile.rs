@@ -1,6 +1,8 @@
-//! Profiles one CSV file on one thread and prints the result as JSON.
+//! Profiles one CSV file and prints the result as JSON.
 //!
-//! `cargo run --release -p csv-profile --example profile -- FILE`
+//! `cargo run --release -p csv-profile --example profile -- [--threads N] [--no-quantiles] FILE`
+//!
+//! One thread and quantiles on by default, as `ProfileOptions::default()`.
 
 use std::fs::File;
 use std::io::Write;
@@ -10,9 +12,22 @@ use std::process::ExitCode;
 use csv_profile::{ProfileOptions, profile};
 
 fn main() -> ExitCode {
-    let Some(path) = std::env::args().nth(1) else {
-        eprintln!("usage: profile FILE.csv");
-        return ExitCode::from(2);
+    let mut options = ProfileOptions::default();
+    let mut path = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--no-quantiles" => options.quantiles = false,
+            "--threads" => match args.next().and_then(|n| n.parse().ok()) {
+                Some(n) => options.threads = n,
+                None => return usage(),
+            },
+            _ if path.is_none() && !arg.starts_with("--") => path = Some(arg),
+            _ => return usage(),
+        }
+    }
+    let Some(path) = path else {
+        return usage();
     };
     let file = match File::open(&path) {
         Ok(file) => file,
@@ -21,9 +36,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = profile(file, &ProfileOptions::default(), &mut |_| {
-        ControlFlow::Continue(())
-    });
+    let result = profile(file, &options, &mut |_| ControlFlow::Continue(()));
     let (json, code) = match &result {
         Ok(p) => (serde_json::to_string_pretty(p), ExitCode::SUCCESS),
         Err(e) => (serde_json::to_string_pretty(e), ExitCode::FAILURE),
@@ -39,4 +52,9 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn usage() -> ExitCode {
+    eprintln!("usage: profile [--threads N] [--no-quantiles] FILE.csv");
+    ExitCode::from(2)
 }

@@ -1,13 +1,19 @@
-//! Per-column accumulator: O(1) state plus one HyperLogLog sketch, whatever the row count.
+//! Per-column accumulator: O(1) state plus one HyperLogLog sketch (and optionally one
+//! quantile sketch), whatever the row count.
 //!
 //! The type is only known at the end, so statistics for every type the column could still
 //! be are kept side by side; a candidate type is dropped at its first misfit value and its
 //! statistics stop being updated.
+//!
+//! States of disjoint parts of a column merge into the state of the whole (see
+//! [`ColumnState::merge`]), in any order: every statistic is a commutative combination,
+//! and ties between different texts of the same date/time are broken by the text.
 
 use cardinality_estimator::CardinalityEstimator;
 use jiff::civil::DateTime;
 
 use crate::infer;
+use crate::quantile::Sketch;
 use crate::report::{ColumnProfile, ColumnType, Scalar};
 use crate::welford::Welford;
 
@@ -40,10 +46,13 @@ pub struct ColumnState {
     min_chars: u64,
     max_chars: u64,
     distinct: Distinct,
+    quantiles: Option<Sketch>,
 }
 
 impl ColumnState {
-    pub fn new(name: String) -> Self {
+    /// `quantiles` says whether to keep a quantile sketch (the cost is one logarithm per
+    /// numeric value).
+    pub fn new(name: String, quantiles: bool) -> Self {
         Self {
             name,
             nulls: 0,
@@ -65,6 +74,7 @@ impl ColumnState {
             min_chars: u64::MAX,
             max_chars: 0,
             distinct: Distinct::new(),
+            quantiles: quantiles.then(Sketch::new),
         }
     }
 
@@ -117,6 +127,9 @@ impl ColumnState {
         self.float_min = self.float_min.min(x);
         self.float_max = self.float_max.max(x);
         self.numbers.push(x);
+        if let Some(sketch) = &mut self.quantiles {
+            sketch.push(x);
+        }
     }
 
     fn observe_datetime(&mut self, value: &str) {
@@ -124,11 +137,75 @@ impl ColumnState {
             self.may_be_datetime = false;
             return;
         };
-        if self.datetime_min.as_ref().is_none_or(|(m, _)| instant < *m) {
+        // Equal instants written differently (`2024-01-01` and `2024-01-01T00:00Z`) are
+        // ordered by their text, so the result does not depend on which came first.
+        let key = (instant, value);
+        if self
+            .datetime_min
+            .as_ref()
+            .is_none_or(|(m, text)| key < (*m, text.as_str()))
+        {
             self.datetime_min = Some((instant, value.to_owned()));
         }
-        if self.datetime_max.as_ref().is_none_or(|(m, _)| instant > *m) {
+        if self
+            .datetime_max
+            .as_ref()
+            .is_none_or(|(m, text)| key > (*m, text.as_str()))
+        {
             self.datetime_max = Some((instant, value.to_owned()));
+        }
+    }
+
+    /// Folds in the state of another part of the same column, as if its values had been
+    /// observed here. The column name stays this one's.
+    pub fn merge(&mut self, other: Self) {
+        if other.values > 0 {
+            if self.values == 0 {
+                self.text_min = other.text_min;
+                self.text_max = other.text_max;
+            } else {
+                if less(&other.text_min, &self.text_min) {
+                    self.text_min = other.text_min;
+                }
+                if less(&self.text_max, &other.text_max) {
+                    self.text_max = other.text_max;
+                }
+            }
+        }
+        self.nulls += other.nulls;
+        self.values += other.values;
+        self.may_be_integer &= other.may_be_integer;
+        self.may_be_float &= other.may_be_float;
+        self.may_be_boolean &= other.may_be_boolean;
+        self.may_be_datetime &= other.may_be_datetime;
+        self.int_min = self.int_min.min(other.int_min);
+        self.int_max = self.int_max.max(other.int_max);
+        self.float_min = self.float_min.min(other.float_min);
+        self.float_max = self.float_max.max(other.float_max);
+        self.numbers.merge(&other.numbers);
+        self.bool_seen[0] |= other.bool_seen[0];
+        self.bool_seen[1] |= other.bool_seen[1];
+        self.datetime_min = match (self.datetime_min.take(), other.datetime_min) {
+            (Some(a), Some(b)) => Some(if instant_key(&b) < instant_key(&a) {
+                b
+            } else {
+                a
+            }),
+            (a, b) => a.or(b),
+        };
+        self.datetime_max = match (self.datetime_max.take(), other.datetime_max) {
+            (Some(a), Some(b)) => Some(if instant_key(&b) > instant_key(&a) {
+                b
+            } else {
+                a
+            }),
+            (a, b) => a.or(b),
+        };
+        self.min_chars = self.min_chars.min(other.min_chars);
+        self.max_chars = self.max_chars.max(other.max_chars);
+        self.distinct.merge(&other.distinct);
+        if let (Some(mine), Some(theirs)) = (&mut self.quantiles, &other.quantiles) {
+            mine.merge(theirs);
         }
     }
 
@@ -209,6 +286,9 @@ impl ColumnState {
                 .filter(|s| s.is_finite()),
             min_length: has_values.then_some(self.min_chars),
             max_length: has_values.then_some(self.max_chars),
+            quantiles: numeric
+                .then(|| self.quantiles.as_ref().and_then(Sketch::quantiles))
+                .flatten(),
         }
     }
 }
@@ -222,6 +302,11 @@ fn less(a: &str, b: &str) -> bool {
     }
 }
 
+/// The order of date/time values: by instant, then by text.
+fn instant_key(value: &(DateTime, String)) -> (DateTime, &str) {
+    (value.0, value.1.as_str())
+}
+
 fn finite(x: f64) -> Option<Scalar> {
     x.is_finite().then_some(Scalar::Float(x))
 }
@@ -231,7 +316,7 @@ mod tests {
     use super::*;
 
     fn profile_of(values: &[&str]) -> ColumnProfile {
-        let mut column = ColumnState::new("c".into());
+        let mut column = ColumnState::new("c".into(), true);
         for v in values {
             column.observe(v, v.is_ascii());
         }
@@ -329,7 +414,7 @@ mod tests {
         ];
         for (shape, value) in shapes.iter().enumerate() {
             for n in [50_000u64, 1_000_000] {
-                let mut column = ColumnState::new("c".into());
+                let mut column = ColumnState::new("c".into(), true);
                 for i in 0..n {
                     column.observe(&value(i), true);
                 }
@@ -338,6 +423,83 @@ mod tests {
                 assert!(
                     error < 0.02,
                     "shape {shape}, n {n}: {estimate} ({error:.4})"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn equal_instants_are_ordered_by_text_whatever_comes_first() {
+        let values = ["2024-01-01T00:00:00Z", "2024-01-01", "2024-01-01T00:00:00"];
+        let forward = profile_of(&values);
+        let mut reversed = values;
+        reversed.reverse();
+        let backward = profile_of(&reversed);
+        assert_eq!(forward.min, Some(Scalar::Text("2024-01-01".into())));
+        assert_eq!(
+            forward.max,
+            Some(Scalar::Text("2024-01-01T00:00:00Z".into()))
+        );
+        assert_eq!((forward.min, forward.max), (backward.min, backward.max));
+    }
+
+    #[test]
+    fn merged_parts_equal_one_pass_for_every_split() {
+        let columns: [&[&str]; 6] = [
+            &["3", "", "-7", "12", "NA", "0", "5"],
+            &["1", "2.5", "", "-1e3", "7", "0.25", "3"],
+            &["yes", "no", "", "true", "TRUE", "false", "no"],
+            &[
+                "2024-01-02",
+                "2024-01-01T00:00Z",
+                "",
+                "2024-01-01",
+                "2023-06-30 12:00",
+                "2024-01-01",
+                "2025-01-01",
+            ],
+            &["b", "1", "", "héllo", "a", "zz", "2024-01-01"],
+            &["1", "2", "3", "x", "4", "", "5"],
+        ];
+        for values in columns {
+            let whole = profile_of(values);
+            for split in 0..=values.len() {
+                let (left, right) = values.split_at(split);
+                // Right part first: merging must not depend on order either.
+                let mut merged = ColumnState::new("c".into(), true);
+                let mut part = ColumnState::new(String::new(), true);
+                right.iter().for_each(|v| merged.observe(v, v.is_ascii()));
+                left.iter().for_each(|v| part.observe(v, v.is_ascii()));
+                merged.merge(part);
+                let merged = merged.finish();
+                assert_eq!(
+                    (
+                        merged.column_type,
+                        merged.count,
+                        merged.nulls,
+                        merged.distinct
+                    ),
+                    (whole.column_type, whole.count, whole.nulls, whole.distinct),
+                    "{values:?} split at {split}"
+                );
+                assert_eq!(
+                    (&merged.min, &merged.max),
+                    (&whole.min, &whole.max),
+                    "{values:?} at {split}"
+                );
+                assert_eq!(
+                    (merged.min_length, merged.max_length),
+                    (whole.min_length, whole.max_length)
+                );
+                assert_eq!(merged.quantiles, whole.quantiles, "{values:?} at {split}");
+                let close = |a: Option<f64>, b: Option<f64>| match (a, b) {
+                    (Some(a), Some(b)) => (a - b).abs() <= 1e-12 * b.abs().max(1.0),
+                    (a, b) => a == b,
+                };
+                assert!(close(merged.mean, whole.mean), "{values:?} at {split}");
+                assert!(
+                    close(merged.std_dev, whole.std_dev),
+                    "{values:?} at {split}"
                 );
             }
         }

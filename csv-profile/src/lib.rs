@@ -6,8 +6,15 @@
 //! parser ahead of the rest of the stream. A UTF-8 byte order mark is skipped.
 //!
 //! Memory does not grow with the number of rows: each column keeps O(1) counters, the text
-//! of its current min/max values (each at most `max_field_bytes`) and a 24 KiB HyperLogLog
-//! sketch; the parser holds at most one record (`max_record_bytes`).
+//! of its current min/max values (each at most `max_field_bytes`), a 24 KiB HyperLogLog
+//! sketch and, for numeric columns, a quantile sketch of at most 32 KiB; the parser holds
+//! at most one record (`max_record_bytes`).
+//!
+//! With `threads > 1` the calling thread reads the input and cuts it into chunks at record
+//! boundaries, worker threads profile the chunks, and their column states are merged (see
+//! the `parallel` module). The result is the single-thread one: exactly for counts, types,
+//! min/max and quantiles, up to float rounding for mean and standard deviation, and within
+//! the HyperLogLog error for distinct counts.
 //!
 //! Value rules (see [`ColumnType`] for the type order): values are trimmed of surrounding
 //! spaces and tabs; a value is null when empty or one of [`NULL_TOKENS`] (any case).
@@ -34,8 +41,12 @@ mod column;
 mod error;
 mod guard;
 mod infer;
+mod parallel;
+mod quantile;
+mod records;
 mod report;
 mod sniff;
+mod split;
 mod welford;
 
 use std::io::{Cursor, Read};
@@ -48,7 +59,7 @@ use crate::guard::{Guard, RecordTooLarge};
 
 pub use crate::error::ProfileError;
 pub use crate::infer::NULL_TOKENS;
-pub use crate::report::{ColumnProfile, ColumnType, Profile, Scalar};
+pub use crate::report::{ColumnProfile, ColumnType, Profile, Quantiles, Scalar};
 pub use crate::sniff::CANDIDATE_DELIMITERS;
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
@@ -71,6 +82,16 @@ pub struct ProfileOptions {
     pub max_record_bytes: u64,
     /// The progress callback runs at most once per this many bytes (and once at the end).
     pub progress_interval_bytes: u64,
+    /// Compute [`ColumnProfile::quantiles`] for numeric columns (a few percent of the
+    /// throughput).
+    pub quantiles: bool,
+    /// Threads that parse and profile. 0 or 1 profiles on the calling thread. More: the
+    /// calling thread reads and splits the input, and this many workers profile chunks.
+    pub threads: usize,
+    /// With `threads > 1`, the input is handed to workers in chunks of about this many
+    /// bytes (cut at record boundaries, so a longer record makes a longer chunk). At most
+    /// `2 * threads + 1` chunks are in memory at once.
+    pub chunk_bytes: usize,
 }
 
 impl Default for ProfileOptions {
@@ -83,6 +104,9 @@ impl Default for ProfileOptions {
             max_field_bytes: 1024 * 1024,
             max_record_bytes: 16 * 1024 * 1024,
             progress_interval_bytes: 1024 * 1024,
+            quantiles: true,
+            threads: 1,
+            chunk_bytes: 1024 * 1024,
         }
     }
 }
@@ -130,20 +154,24 @@ pub fn profile<R: Read>(
 
     let mut replay = Cursor::new(prefix);
     replay.set_position(bom_len as u64);
-    let csv = ReaderBuilder::new()
-        .delimiter(delimiter)
-        .has_headers(false)
-        .flexible(true)
-        .buffer_capacity(READ_BUFFER)
-        .from_reader(Guard::new(replay.chain(reader)));
-    let mut run = Run {
-        csv,
-        options,
+    let input = Guard::new(replay.chain(reader));
+    let dialect = Dialect {
+        delimiter,
+        has_header,
         bom_len: bom_len as u64,
-        record: ByteRecord::new(),
     };
-    let columns = run.profile_records(has_header, progress)?;
-    let bytes = run.bytes_read();
+    let (columns, bytes) = if options.threads > 1 {
+        parallel::profile(input, options, &dialect, progress)?
+    } else {
+        let mut run = Run {
+            csv: dialect.reader_builder().from_reader(input),
+            options,
+            bom_len: dialect.bom_len,
+            record: ByteRecord::new(),
+        };
+        let columns = run.profile_records(has_header, progress)?;
+        (columns, run.bytes_read())
+    };
     if progress(bytes).is_break() {
         return Err(ProfileError::Cancelled { bytes });
     }
@@ -161,6 +189,27 @@ pub fn profile<R: Read>(
             .map(ColumnState::finish)
             .collect(),
     })
+}
+
+/// What sniffing (or the options) decided about the input.
+struct Dialect {
+    delimiter: u8,
+    has_header: bool,
+    bom_len: u64,
+}
+
+impl Dialect {
+    /// Every parser of the input, whole or in chunks, must be built alike for the chunks to
+    /// parse as the whole does.
+    fn reader_builder(&self) -> ReaderBuilder {
+        let mut builder = ReaderBuilder::new();
+        builder
+            .delimiter(self.delimiter)
+            .has_headers(false)
+            .flexible(true)
+            .buffer_capacity(READ_BUFFER);
+        builder
+    }
 }
 
 struct Run<'o, R> {
@@ -188,34 +237,24 @@ impl<R: Read> Run<'_, R> {
         if !self.next_record()? {
             return Err(ProfileError::Empty);
         }
-        let first_line = self.line();
+        let first_line = records::line(&self.record);
         let width = self.record.len();
-        if width > self.options.max_columns {
-            return Err(ProfileError::TooManyColumns {
-                line: first_line,
-                found: width,
-                max: self.options.max_columns,
-            });
-        }
+        check_column_count(width, first_line, self.options)?;
         let mut columns = Columns {
-            states: self.column_states(has_header)?,
+            states: records::column_states(&self.record, has_header, self.options.quantiles)?,
             rows: 0,
         };
+        let max_field = self.options.max_field_bytes;
         if !has_header {
-            self.observe_record(&mut columns)?;
+            records::observe(&self.record, &mut columns.states, max_field)?;
+            columns.rows += 1;
         }
         let interval = self.options.progress_interval_bytes.max(1);
         let mut next_progress = interval;
         while self.next_record()? {
-            if self.record.len() != width {
-                return Err(ProfileError::RaggedRow {
-                    line: self.line(),
-                    expected: width,
-                    found: self.record.len(),
-                    first_line,
-                });
-            }
-            self.observe_record(&mut columns)?;
+            records::check_width(&self.record, width, first_line)?;
+            records::observe(&self.record, &mut columns.states, max_field)?;
+            columns.rows += 1;
             let bytes = self.bytes_read();
             if bytes >= next_progress {
                 if progress(bytes).is_break() {
@@ -225,26 +264,6 @@ impl<R: Read> Run<'_, R> {
             }
         }
         Ok(columns)
-    }
-
-    fn column_states(&self, has_header: bool) -> Result<Vec<ColumnState>, ProfileError> {
-        if !has_header {
-            return Ok((1..=self.record.len())
-                .map(|i| ColumnState::new(format!("column_{i}")))
-                .collect());
-        }
-        let text = self.record_text()?;
-        (0..self.record.len())
-            .map(|i| {
-                let name = infer::trim(self.field(text, i)?);
-                // An unnamed column (e.g. a pandas index) still needs a usable name.
-                Ok(if name.is_empty() {
-                    ColumnState::new(format!("column_{}", i + 1))
-                } else {
-                    ColumnState::new(name.to_owned())
-                })
-            })
-            .collect()
     }
 
     fn next_record(&mut self) -> Result<bool, ProfileError> {
@@ -273,68 +292,19 @@ impl<R: Read> Run<'_, R> {
                 },
             })
     }
+}
 
-    /// Line on which the current record starts (1-based).
-    fn line(&self) -> u64 {
-        self.record.position().map_or(0, csv::Position::line)
+fn check_column_count(
+    width: usize,
+    line: u64,
+    options: &ProfileOptions,
+) -> Result<(), ProfileError> {
+    if width > options.max_columns {
+        return Err(ProfileError::TooManyColumns {
+            line,
+            found: width,
+            max: options.max_columns,
+        });
     }
-
-    /// The whole record as text, validated once rather than field by field.
-    fn record_text(&self) -> Result<&str, ProfileError> {
-        let bytes = self.record.as_slice();
-        if let Some(at) = memchr::memchr(0, bytes) {
-            return Err(ProfileError::Binary {
-                line: self.line_at(at),
-            });
-        }
-        std::str::from_utf8(bytes).map_err(|e| ProfileError::InvalidUtf8 {
-            line: self.line_at(e.valid_up_to()),
-            column: self.column_at(e.valid_up_to()),
-        })
-    }
-
-    /// Line of byte `offset` of the record's fields: the record's first line plus the
-    /// newlines before it, which can only come from quoted fields spanning lines.
-    fn line_at(&self, offset: usize) -> u64 {
-        let before = &self.record.as_slice()[..offset.min(self.record.as_slice().len())];
-        self.line() + memchr::memchr_iter(b'\n', before).count() as u64
-    }
-
-    /// 1-based column holding byte `offset` of the record's fields.
-    fn column_at(&self, offset: usize) -> usize {
-        (0..self.record.len())
-            .find(|&i| self.record.range(i).is_some_and(|r| offset < r.end))
-            .map_or(self.record.len(), |i| i + 1)
-    }
-
-    /// Field `i` of the validated record text. A field boundary inside a multi-byte
-    /// character means the field alone is not UTF-8 even though the record is.
-    fn field<'t>(&self, text: &'t str, i: usize) -> Result<&'t str, ProfileError> {
-        self.record
-            .range(i)
-            .and_then(|r| text.get(r))
-            .ok_or(ProfileError::InvalidUtf8 {
-                line: self.line(),
-                column: i + 1,
-            })
-    }
-
-    fn observe_record(&self, columns: &mut Columns) -> Result<(), ProfileError> {
-        let text = self.record_text()?;
-        let ascii = text.is_ascii();
-        let max_field = self.options.max_field_bytes;
-        for (i, column) in columns.states.iter_mut().enumerate() {
-            let field = self.field(text, i)?;
-            if field.len() > max_field {
-                return Err(ProfileError::FieldTooLong {
-                    line: self.line(),
-                    column: i + 1,
-                    max: max_field,
-                });
-            }
-            column.observe(field, ascii);
-        }
-        columns.rows += 1;
-        Ok(())
-    }
+    Ok(())
 }
