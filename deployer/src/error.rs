@@ -29,6 +29,9 @@ pub mod exit {
     pub const IMAGE: i32 = 7;
     /// A stack operation failed or was rolled back, or CloudFormation rejected its change set.
     pub const INFRA_FAILED: i32 = 8;
+    /// Another deployment (someone else's release or UpdateService) replaced ours before it
+    /// finished; ours is not known-good, nor known to be broken.
+    pub const SUPERSEDED: i32 = 10;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +57,16 @@ pub enum DeployError {
     RolledBack {
         deployment_id: String,
         reason: String,
+    },
+    #[error(
+        "deployment {deployment_id} was superseded by deployment {by} ({task_definition}), started by another release or an UpdateService of {cluster}/{service}; see `deployer status`, then release again if {by} is not what should run"
+    )]
+    Superseded {
+        deployment_id: String,
+        by: String,
+        task_definition: String,
+        cluster: String,
+        service: String,
     },
     #[error(
         "deployment {deployment_id} did not finish within {waited}; it is still running in ECS"
@@ -97,6 +110,7 @@ impl DeployError {
             DeployError::RolloutFailed { .. } => exit::ROLLOUT_FAILED,
             DeployError::RolledBack { .. } => exit::ROLLED_BACK,
             DeployError::TimedOut { .. } => exit::TIMED_OUT,
+            DeployError::Superseded { .. } => exit::SUPERSEDED,
             DeployError::Other(_) => exit::OTHER,
         }
     }
