@@ -8,6 +8,7 @@ use crate::aws::AwsError;
 use crate::config::ConfigError;
 use crate::image::{ImageError, TargetError};
 use crate::infra::InfraError;
+use crate::lock::LockError;
 
 /// Exit codes, documented in the README. A script can tell "fix the file" from "AWS said no"
 /// from "the new version does not come up".
@@ -29,6 +30,8 @@ pub mod exit {
     pub const IMAGE: i32 = 7;
     /// A stack operation failed or was rolled back, or CloudFormation rejected its change set.
     pub const INFRA_FAILED: i32 = 8;
+    /// Another release or rollback of the service holds its lock; nothing was changed.
+    pub const LOCKED: i32 = 9;
     /// Another deployment (someone else's release or UpdateService) replaced ours before it
     /// finished; ours is not known-good, nor known to be broken.
     pub const SUPERSEDED: i32 = 10;
@@ -68,6 +71,8 @@ pub enum DeployError {
         cluster: String,
         service: String,
     },
+    #[error(transparent)]
+    Lock(#[from] LockError),
     #[error(
         "deployment {deployment_id} did not finish within {waited}; it is still running in ECS"
     )]
@@ -111,6 +116,8 @@ impl DeployError {
             DeployError::RolledBack { .. } => exit::ROLLED_BACK,
             DeployError::TimedOut { .. } => exit::TIMED_OUT,
             DeployError::Superseded { .. } => exit::SUPERSEDED,
+            DeployError::Lock(LockError::Aws(_)) => exit::AWS,
+            DeployError::Lock(LockError::Held(_)) => exit::LOCKED,
             DeployError::Other(_) => exit::OTHER,
         }
     }
