@@ -2,6 +2,7 @@
 //! roles); `AWS_ENDPOINT_URL` points them at an emulator.
 
 use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
@@ -35,12 +36,13 @@ impl Aws {
     }
 }
 
-/// Credentials, region and retries from the standard chain and `[aws]`; `[aws]` alone is
-/// known before the stack outputs the rest of the config refers to.
+/// Credentials, region, retries and timeouts from the standard chain and `[aws]`; `[aws]` alone
+/// is known before the stack outputs the rest of the config refers to.
 #[tracing::instrument(skip_all)]
 pub async fn shared_config(aws: &AwsSection) -> SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .retry_config(retry_config(aws.max_attempts));
+        .retry_config(retry_config(aws.max_attempts))
+        .timeout_config(timeout_config(aws));
     if let Some(region) = &aws.region {
         loader = loader.region(aws_config::Region::new(region.clone()));
     }
@@ -51,6 +53,16 @@ pub async fn shared_config(aws: &AwsSection) -> SdkConfig {
 /// exponential backoff, up to `max_attempts` attempts per call.
 pub fn retry_config(max_attempts: u32) -> RetryConfig {
     RetryConfig::standard().with_max_attempts(max_attempts.max(1))
+}
+
+/// Without these the SDK waits for an answer as long as the connection stays open: a stalled
+/// endpoint or proxy would hold a release (and the lock it took) until someone kills it.
+pub fn timeout_config(aws: &AwsSection) -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .operation_timeout(aws.operation_timeout)
+        .operation_attempt_timeout(aws.attempt_timeout)
+        .connect_timeout(aws.connect_timeout)
+        .build()
 }
 
 /// A failed AWS call: which operation, and the service's own error code and message.
@@ -87,6 +99,15 @@ impl AwsError {
                     },
                 )
             }
+            // The SDK's text names the timeout that fired and its length; the hint names the
+            // setting, since the fix is either the endpoint or `[aws]`.
+            SdkError::TimeoutError(_) => (
+                None,
+                format!(
+                    "{}; no answer in time (raise [aws] operation_timeout / attempt_timeout if the service is just slow, else check the endpoint and network)",
+                    explain(&err)
+                ),
+            ),
             other => (None, explain(other)),
         };
         Self {

@@ -49,6 +49,8 @@ pub enum Command {
         /// Deploy this image (REPOSITORY@sha256:...), pushed before: skips build and push.
         #[arg(long)]
         image: Option<String>,
+        #[command(flatten)]
+        lock: LockArgs,
     },
     /// Show what `release` would change, without changing anything.
     Plan {
@@ -63,6 +65,8 @@ pub enum Command {
         /// Revision number or family:revision (default: the newest known-good one not running).
         #[arg(long)]
         to: Option<String>,
+        #[command(flatten)]
+        lock: LockArgs,
     },
     /// Build the image locally and print its digest.
     Build,
@@ -76,6 +80,20 @@ pub enum Command {
         #[command(subcommand)]
         action: InfraAction,
     },
+}
+
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct LockArgs {
+    /// When another release or rollback of the service holds its lock, wait for it to end (at
+    /// most DURATION, default 30m) instead of exiting 9.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        num_args = 0..=1,
+        default_missing_value = "30m",
+        value_parser = humantime::parse_duration
+    )]
+    pub wait_for_lock: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -295,12 +313,12 @@ async fn dispatch<P: ImagePublisher>(
     progress: &Progress,
 ) -> Result<Printed, ReleaseError> {
     match command {
-        Command::Release { image } => {
+        Command::Release { image, lock } => {
             let source = match image {
                 Some(i) => ImageSource::Pinned(PublishedImage::parse_pinned(&i)?),
                 None => ImageSource::Build(publisher),
             };
-            let s = release(aws, config, source, progress).await?;
+            let s = release(aws, config, source, lock.wait_for_lock, progress).await?;
             Ok((s.render(), json!(s)))
         }
         Command::Plan { image } => {
@@ -326,8 +344,10 @@ async fn dispatch<P: ImagePublisher>(
             let s = crate::status::status(aws, config).await?;
             Ok((s.render(), json!(s)))
         }
-        Command::Rollback { to } => {
-            let s = crate::rollback::rollback(aws, config, to.as_deref(), progress).await?;
+        Command::Rollback { to, lock } => {
+            let s =
+                crate::rollback::rollback(aws, config, to.as_deref(), lock.wait_for_lock, progress)
+                    .await?;
             Ok((s.render(), json!(s)))
         }
         Command::Build => {

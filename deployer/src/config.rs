@@ -161,7 +161,9 @@ pub struct Draft {
 impl Draft {
     /// `[aws]` alone (the region and retries the stack reads need).
     pub fn aws(&self) -> Result<AwsSection, ConfigError> {
-        self.section("aws").map(Option::unwrap_or_default)
+        let aws: AwsSection = self.section("aws").map(Option::unwrap_or_default)?;
+        validate::aws(&aws).map_err(|v| self.error(&v.path, &v.message))?;
+        Ok(aws)
     }
 
     /// `[infra]` alone, checked; `${...}` in its parameters are left for `infra up`.

@@ -8,6 +8,7 @@ use crate::aws::AwsError;
 use crate::config::ConfigError;
 use crate::image::{ImageError, TargetError};
 use crate::infra::InfraError;
+use crate::lock::LockError;
 
 /// Exit codes, documented in the README. A script can tell "fix the file" from "AWS said no"
 /// from "the new version does not come up".
@@ -29,6 +30,11 @@ pub mod exit {
     pub const IMAGE: i32 = 7;
     /// A stack operation failed or was rolled back, or CloudFormation rejected its change set.
     pub const INFRA_FAILED: i32 = 8;
+    /// Another release or rollback of the service holds its lock; nothing was changed.
+    pub const LOCKED: i32 = 9;
+    /// Another deployment (someone else's release or UpdateService) replaced ours before it
+    /// finished; ours is not known-good, nor known to be broken.
+    pub const SUPERSEDED: i32 = 10;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +61,18 @@ pub enum DeployError {
         deployment_id: String,
         reason: String,
     },
+    #[error(
+        "deployment {deployment_id} was superseded by deployment {by} ({task_definition}), started by another release or an UpdateService of {cluster}/{service}; see `deployer status`, then release again if {by} is not what should run"
+    )]
+    Superseded {
+        deployment_id: String,
+        by: String,
+        task_definition: String,
+        cluster: String,
+        service: String,
+    },
+    #[error(transparent)]
+    Lock(#[from] LockError),
     #[error(
         "deployment {deployment_id} did not finish within {waited}; it is still running in ECS"
     )]
@@ -97,6 +115,9 @@ impl DeployError {
             DeployError::RolloutFailed { .. } => exit::ROLLOUT_FAILED,
             DeployError::RolledBack { .. } => exit::ROLLED_BACK,
             DeployError::TimedOut { .. } => exit::TIMED_OUT,
+            DeployError::Superseded { .. } => exit::SUPERSEDED,
+            DeployError::Lock(LockError::Aws(_)) => exit::AWS,
+            DeployError::Lock(LockError::Held(_)) => exit::LOCKED,
             DeployError::Other(_) => exit::OTHER,
         }
     }

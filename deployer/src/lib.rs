@@ -10,6 +10,7 @@ pub mod error;
 pub mod image;
 pub mod infra;
 pub mod ledger;
+pub mod lock;
 pub mod plan;
 pub mod progress;
 pub mod release;

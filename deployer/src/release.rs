@@ -1,6 +1,8 @@
-//! `deployer release`: repository -> image -> task definition (registered only when it differs)
-//! -> service (created, or updated without a desired count) -> autoscaling -> follow this
-//! deployment -> ledger entry -> summary.
+//! `deployer release`: repository -> image -> lock -> task definition (registered only when it
+//! differs) -> service (created, or updated without a desired count) -> autoscaling -> follow
+//! this deployment -> ledger entry -> unlock -> summary.
+
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -12,6 +14,7 @@ use crate::ecs::service::{self, ServiceSpec};
 use crate::ecs::taskdef;
 use crate::error::DeployError;
 use crate::image::{ImagePublisher, PublishedImage, resolve_target};
+use crate::lock;
 use crate::plan::{self, ServiceAction, TaskDefAction};
 use crate::progress::Progress;
 use crate::scaling;
@@ -78,6 +81,7 @@ pub async fn release<P: ImagePublisher>(
     aws: &Aws,
     config: &Config,
     image: ImageSource<'_, P>,
+    wait_for_lock: Option<Duration>,
     progress: &Progress,
 ) -> Result<ReleaseSummary, ReleaseError> {
     let repository = if config.registry.manage_ecr {
@@ -102,6 +106,33 @@ pub async fn release<P: ImagePublisher>(
         }
     };
 
+    // The lock covers reading what runs through the ledger entry: two releases interleaving
+    // there would deploy over each other and number their ledger entries alike. The build
+    // stays outside it. A service that does not exist yet has no tags to hold it; the release
+    // that creates it goes unlocked.
+    let existing = service::describe(&aws.ecs, &config.cluster, &config.service.name).await?;
+    let held = match existing.as_ref().and_then(|s| s.service_arn()) {
+        Some(arn) => {
+            let request = lock::request(config, arn, "release", wait_for_lock);
+            Some(lock::acquire(&aws.ecs, &request, progress).await?)
+        }
+        None => None,
+    };
+    let result = deploy(aws, config, image, repository, progress).await;
+    if let Some(held) = held {
+        held.release().await;
+    }
+    result
+}
+
+/// Everything `release` does under the lock.
+async fn deploy(
+    aws: &Aws,
+    config: &Config,
+    image: PublishedImage,
+    repository: RepoChange,
+    progress: &Progress,
+) -> Result<ReleaseSummary, ReleaseError> {
     progress.step("comparing with what runs");
     let live = plan::read_live(aws, config).await?;
     let plan = plan::compute(config, &image.reference, &live);

@@ -1,6 +1,8 @@
 //! `deployer rollback [--to REVISION]`: put the service back on a revision the ledger records
 //! as completed, and follow that deployment like a release.
 
+use std::time::Duration;
+
 use serde::Serialize;
 
 use crate::aws::Aws;
@@ -9,6 +11,7 @@ use crate::ecs::rollout::{self, Record, ReleaseError};
 use crate::ecs::{service, taskdef};
 use crate::error::DeployError;
 use crate::ledger::{self, Entry};
+use crate::lock;
 use crate::progress::Progress;
 
 #[derive(Debug, Clone, Serialize)]
@@ -73,6 +76,7 @@ pub async fn rollback(
     aws: &Aws,
     config: &Config,
     to: Option<&str>,
+    wait_for_lock: Option<Duration>,
     progress: &Progress,
 ) -> Result<RollbackSummary, ReleaseError> {
     let svc = service::describe(&aws.ecs, &config.cluster, &config.service.name)
@@ -84,8 +88,33 @@ pub async fn rollback(
             ))
         })?;
     let service_arn = svc.service_arn().unwrap_or_default().to_string();
+    // A rollback changes the service like a release does, and appends to the same ledger.
+    let request = lock::request(config, &service_arn, "rollback", wait_for_lock);
+    let held = lock::acquire(&aws.ecs, &request, progress).await?;
+    let result = roll_back(aws, config, to, &service_arn, progress).await;
+    held.release().await;
+    result
+}
+
+/// Everything `rollback` does under the lock. The service is read again: what ran before the
+/// lock was taken may have changed while waiting for it.
+async fn roll_back(
+    aws: &Aws,
+    config: &Config,
+    to: Option<&str>,
+    service_arn: &str,
+    progress: &Progress,
+) -> Result<RollbackSummary, ReleaseError> {
+    let svc = service::describe(&aws.ecs, &config.cluster, &config.service.name)
+        .await?
+        .ok_or_else(|| {
+            DeployError::Usage(format!(
+                "service {} disappeared from cluster {}; nothing to roll back",
+                config.service.name, config.cluster
+            ))
+        })?;
     let running = taskdef::short_name(svc.task_definition().unwrap_or_default()).to_string();
-    let entries = ledger::read(&aws.ecs, &service_arn).await?;
+    let entries = ledger::read(&aws.ecs, service_arn).await?;
     let target = choose(&entries, &running, to)?.clone();
     progress.step(format!("rolling back {running} -> {}", target.revision));
     // Only the task definition changes; every other setting stays as it is, and the desired
@@ -108,7 +137,7 @@ pub async fn rollback(
         config,
         &deployment_id,
         Record {
-            service_arn: &service_arn,
+            service_arn,
             revision: target.revision.clone(),
             digest: target.digest.clone(),
             kind: "rollback",

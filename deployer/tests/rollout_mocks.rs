@@ -434,3 +434,201 @@ async fn a_vanished_deployment_is_looked_up_in_service_deployments() {
         }
     );
 }
+
+const OTHER: &str = "ecs-svc/3333";
+
+/// A deployment on `data-processor-task:REVISION` with all four tasks pending.
+fn on_revision(id: &str, status: &str, state: DeploymentRolloutState, revision: u32) -> Deployment {
+    Deployment::builder()
+        .id(id)
+        .status(status)
+        .rollout_state(state)
+        .task_definition(format!(
+            "arn:aws:ecs:eu-west-1:123456789012:task-definition/data-processor-task:{revision}"
+        ))
+        .desired_count(4)
+        .pending_count(4)
+        .build()
+}
+
+/// What ours replaced: ours PRIMARY and rolling out, the old one ACTIVE.
+fn ours_rolling_out() -> DescribeServicesOutput {
+    services(
+        vec![
+            deployment(NEW, "PRIMARY", DeploymentRolloutState::InProgress, 1, 0, ""),
+            deployment(OLD, "ACTIVE", DeploymentRolloutState::Completed, 4, 0, ""),
+        ],
+        &[],
+    )
+}
+
+/// ListServiceDeployments as an older region or an emulator answers it.
+fn no_service_deployments() -> Rule {
+    mock!(Ecs::list_service_deployments)
+        .sequence()
+        .http_status(
+            400,
+            Some(r#"{"__type":"UnknownOperationException","message":"not here"}"#.into()),
+        )
+        .times(1)
+        .build()
+}
+
+#[tokio::test]
+async fn a_deployment_pushed_aside_by_another_release_is_superseded_not_rolled_back() {
+    let config = config();
+    let first = mock!(Ecs::describe_services).then_output(ours_rolling_out);
+    // Someone else's UpdateService: a new PRIMARY on revision 3; ours is ACTIVE and was never
+    // marked FAILED.
+    let taken_over = mock!(Ecs::describe_services).then_output(|| {
+        services(
+            vec![
+                on_revision(OTHER, "PRIMARY", DeploymentRolloutState::InProgress, 3),
+                deployment(NEW, "ACTIVE", DeploymentRolloutState::InProgress, 1, 0, ""),
+                deployment(OLD, "ACTIVE", DeploymentRolloutState::Completed, 4, 0, ""),
+            ],
+            &[],
+        )
+    });
+    let ecs = mock_client!(aws_sdk_ecs, RuleMode::Sequential, &[&first, &taken_over]);
+    let aws = aws(ecs, no_elb());
+
+    let outcome = follow(&aws, &config, NEW, &Progress::new(OutputFormat::Json))
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome,
+        Outcome::Superseded {
+            by: OTHER.into(),
+            task_definition: "data-processor-task:3".into()
+        }
+    );
+    assert_eq!(taken_over.num_calls(), 1, "decided on the first look at it");
+    let ReleaseError::Other(err) = failure(&aws, &config, NEW, outcome).await else {
+        panic!("a superseded deployment has no failure report");
+    };
+    assert_eq!(err.exit_code(), exit::SUPERSEDED);
+    let text = err.to_string();
+    assert!(
+        text.starts_with(
+            "deployment ecs-svc/1111 was superseded by deployment ecs-svc/3333 (data-processor-task:3)"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("rolled back"), "{text}");
+    assert_eq!(text.lines().count(), 1, "{text}");
+}
+
+#[tokio::test]
+async fn a_vanished_deployment_is_superseded_by_a_new_revision_and_rolled_back_by_the_old_one() {
+    let config = config();
+    let run = |after: DescribeServicesOutput| {
+        let config = config.clone();
+        async move {
+            let first = mock!(Ecs::describe_services).then_output(ours_rolling_out);
+            let then = mock!(Ecs::describe_services).then_output(move || after.clone());
+            let history = no_service_deployments();
+            let ecs = mock_client!(
+                aws_sdk_ecs,
+                RuleMode::Sequential,
+                &[&first, &then, &history]
+            );
+            follow(
+                &aws(ecs, no_elb()),
+                &config,
+                NEW,
+                &Progress::new(OutputFormat::Json),
+            )
+            .await
+            .unwrap()
+        }
+    };
+
+    // Ours gone, the service on revision 3, which neither ours nor what ours replaced runs.
+    let superseded = run(services(
+        vec![on_revision(
+            OTHER,
+            "PRIMARY",
+            DeploymentRolloutState::InProgress,
+            3,
+        )],
+        &[],
+    ))
+    .await;
+    assert_eq!(
+        superseded,
+        Outcome::Superseded {
+            by: OTHER.into(),
+            task_definition: "data-processor-task:3".into()
+        }
+    );
+
+    // Ours gone, the service back on revision 1, which ours replaced: the circuit breaker.
+    let rolled_back = run(services(
+        vec![on_revision(
+            "ecs-svc/2222",
+            "PRIMARY",
+            DeploymentRolloutState::InProgress,
+            1,
+        )],
+        &[],
+    ))
+    .await;
+    assert_eq!(
+        rolled_back,
+        Outcome::RolledBack {
+            reason: "deployment ecs-svc/1111 is gone; the service is back on data-processor-task:1 (deployment ecs-svc/2222)".into()
+        }
+    );
+}
+
+#[tokio::test]
+async fn a_service_deployment_stopped_for_a_newer_one_is_superseded() {
+    use aws_sdk_ecs::operation::list_service_deployments::ListServiceDeploymentsOutput;
+    use aws_sdk_ecs::types::{ServiceDeploymentBrief, ServiceDeploymentStatus};
+    let config = config();
+    let first = mock!(Ecs::describe_services).then_output(ours_rolling_out);
+    let gone = mock!(Ecs::describe_services).then_output(|| {
+        services(
+            vec![on_revision(
+                OTHER,
+                "PRIMARY",
+                DeploymentRolloutState::InProgress,
+                3,
+            )],
+            &[],
+        )
+    });
+    let history = mock!(Ecs::list_service_deployments).then_output(|| {
+        ListServiceDeploymentsOutput::builder()
+            .service_deployments(
+                ServiceDeploymentBrief::builder()
+                    .service_deployment_arn(
+                        "arn:aws:ecs:eu-west-1:123456789012:service-deployment/prod-data-processor/data-processor-service/1111",
+                    )
+                    .status(ServiceDeploymentStatus::Stopped)
+                    .build(),
+            )
+            .build()
+    });
+    let ecs = mock_client!(
+        aws_sdk_ecs,
+        RuleMode::Sequential,
+        &[&first, &gone, &history]
+    );
+    let outcome = follow(
+        &aws(ecs, no_elb()),
+        &config,
+        NEW,
+        &Progress::new(OutputFormat::Json),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        outcome,
+        Outcome::Superseded {
+            by: OTHER.into(),
+            task_definition: "data-processor-task:3".into()
+        }
+    );
+}

@@ -27,7 +27,7 @@ pub struct Config {
     pub infra: Option<InfraSection>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AwsSection {
     /// Overrides the region from the standard chain (AWS_REGION, profile).
@@ -35,10 +35,42 @@ pub struct AwsSection {
     /// Attempts per AWS call, including the first (throttling and 5xx are retried).
     #[serde(default = "default_max_attempts")]
     pub max_attempts: u32,
+    /// Longest one AWS call may take, all attempts and backoff included: an endpoint that
+    /// accepts the connection and never answers must not hold a release forever.
+    #[serde(default = "default_operation_timeout", with = "humantime_serde")]
+    pub operation_timeout: Duration,
+    /// Longest one attempt may take before it is abandoned (and retried, within
+    /// `operation_timeout` and `max_attempts`).
+    #[serde(default = "default_attempt_timeout", with = "humantime_serde")]
+    pub attempt_timeout: Duration,
+    /// Longest the TCP (and TLS) connection to an endpoint may take to open.
+    #[serde(default = "default_connect_timeout", with = "humantime_serde")]
+    pub connect_timeout: Duration,
+}
+
+impl Default for AwsSection {
+    fn default() -> Self {
+        Self {
+            region: None,
+            max_attempts: default_max_attempts(),
+            operation_timeout: default_operation_timeout(),
+            attempt_timeout: default_attempt_timeout(),
+            connect_timeout: default_connect_timeout(),
+        }
+    }
 }
 
 fn default_max_attempts() -> u32 {
     5
+}
+fn default_operation_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_attempt_timeout() -> Duration {
+    Duration::from_secs(20)
+}
+fn default_connect_timeout() -> Duration {
+    Duration::from_secs(5)
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -35,6 +35,7 @@ pub fn validate(c: &Config) -> Result<(), Violation> {
             "only applies with registry.url (ECR is always HTTPS)",
         )?;
     }
+    aws(&c.aws)?;
     task(c)?;
     not_embedded(&c.task)?;
     service(c)?;
@@ -282,6 +283,25 @@ fn service(c: &Config) -> Result<(), Violation> {
         fail(
             "service.placement",
             "must be \"none\" with launch_type FARGATE (Fargate spreads by AZ itself)",
+        )?;
+    }
+    Ok(())
+}
+
+pub fn aws(a: &AwsSection) -> Result<(), Violation> {
+    if a.operation_timeout.is_zero() {
+        fail("aws.operation_timeout", "must be longer than 0s")?;
+    }
+    if a.attempt_timeout.is_zero() || a.attempt_timeout > a.operation_timeout {
+        fail(
+            "aws.attempt_timeout",
+            "must be longer than 0s and at most aws.operation_timeout",
+        )?;
+    }
+    if a.connect_timeout.is_zero() || a.connect_timeout > a.attempt_timeout {
+        fail(
+            "aws.connect_timeout",
+            "must be longer than 0s and at most aws.attempt_timeout",
         )?;
     }
     Ok(())

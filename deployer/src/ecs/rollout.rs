@@ -5,6 +5,7 @@
 //! Release and rollback both end here (`follow_and_record`): follow, write the ledger entry,
 //! explain a failure. Keeping that below both commands means neither imports the other.
 
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use aws_sdk_ecs::types::{Deployment, ServiceDeploymentStatus};
@@ -20,8 +21,20 @@ use crate::progress::Progress;
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum Outcome {
     Completed,
-    Failed { reason: String },
-    RolledBack { reason: String },
+    Failed {
+        reason: String,
+    },
+    RolledBack {
+        reason: String,
+    },
+    /// Another deployment became PRIMARY while ours was still rolling out (someone else's
+    /// release or UpdateService), and it is not the circuit breaker going back: ours will never
+    /// finish, but nothing says our revision is broken.
+    Superseded {
+        by: String,
+        /// `family:revision` the superseding deployment rolls out.
+        task_definition: String,
+    },
     TimedOut,
 }
 
@@ -118,6 +131,7 @@ pub fn outcome_word(o: &Outcome) -> &'static str {
         Outcome::Completed => "completed",
         Outcome::Failed { .. } => "failed",
         Outcome::RolledBack { .. } => "rolled-back",
+        Outcome::Superseded { .. } => "superseded",
         Outcome::TimedOut => "timed-out",
     }
 }
@@ -145,13 +159,27 @@ pub async fn follow(
     Ok(outcome)
 }
 
-/// Collects the report for a failed outcome and pairs it with the matching error.
+/// Collects the report for a failed outcome and pairs it with the matching error. A superseded
+/// deployment gets no report: its tasks and targets say nothing about why it ended.
 pub async fn failure(
     aws: &Aws,
     config: &Config,
     deployment_id: &str,
     outcome: Outcome,
 ) -> ReleaseError {
+    if let Outcome::Superseded {
+        by,
+        task_definition,
+    } = outcome
+    {
+        return ReleaseError::Other(DeployError::Superseded {
+            deployment_id: deployment_id.to_string(),
+            by,
+            task_definition,
+            cluster: config.cluster.clone(),
+            service: config.service.name.clone(),
+        });
+    }
     let report = super::report::collect(
         &aws.ecs,
         &aws.elb,
@@ -171,10 +199,12 @@ pub async fn failure(
             deployment_id: id,
             reason,
         },
-        Outcome::TimedOut | Outcome::Completed => DeployError::TimedOut {
-            deployment_id: id,
-            waited: humantime::format_duration(config.deployment.timeout).to_string(),
-        },
+        Outcome::TimedOut | Outcome::Completed | Outcome::Superseded { .. } => {
+            DeployError::TimedOut {
+                deployment_id: id,
+                waited: humantime::format_duration(config.deployment.timeout).to_string(),
+            }
+        }
     };
     let text = report.render(&error.to_string());
     ReleaseError::Failed(Box::new(RolloutFailure {
@@ -233,6 +263,9 @@ pub async fn watch(
     mut on_poll: impl FnMut(&[DeploymentView]),
 ) -> Result<Outcome, AwsError> {
     let started = Instant::now();
+    // Task definitions of the deployments ours replaces: a circuit-breaker rollback goes back to
+    // one of these, a superseding release does not.
+    let mut previous = BTreeSet::new();
     loop {
         let service = super::service::describe(ecs, w.cluster, w.service)
             .await?
@@ -253,26 +286,73 @@ pub async fn watch(
         if let Some(outcome) = judge(&views, w) {
             return Ok(outcome);
         }
-        if !views.iter().any(|d| d.id == w.deployment_id) {
-            if let Some(outcome) = from_service_deployments(ecs, w).await {
-                return Ok(outcome);
+        let ours = views.iter().find(|d| d.id == w.deployment_id);
+        let primary = views
+            .iter()
+            .find(|d| d.status == "PRIMARY" && d.id != w.deployment_id);
+        match (ours, primary) {
+            (Some(ours), _) if ours.status == "PRIMARY" => {
+                previous.extend(
+                    views
+                        .iter()
+                        .filter(|d| d.id != w.deployment_id)
+                        .map(|d| d.task_definition.clone()),
+                );
             }
-            let primary = views.iter().find(|d| d.status == "PRIMARY");
-            let reason = format!(
-                "deployment {} is gone; the service now runs deployment {}",
-                w.deployment_id,
-                primary.map_or("(none)", |p| p.id.as_str())
-            );
-            return Ok(if w.rollback_enabled {
-                Outcome::RolledBack { reason }
-            } else {
-                Outcome::Failed { reason }
-            });
+            // Ours was pushed aside without failing (a circuit breaker marks it FAILED first,
+            // which `judge` has seen): another deployment took over.
+            (Some(_), Some(p)) => return Ok(superseded(p)),
+            (Some(_), None) => {}
+            (None, primary) => {
+                if let Some(outcome) = from_service_deployments(ecs, w, primary).await {
+                    return Ok(outcome);
+                }
+                return Ok(vanished(w, primary, &previous));
+            }
         }
         if started.elapsed() + w.poll_interval > w.timeout {
             return Ok(Outcome::TimedOut);
         }
         tokio::time::sleep(w.poll_interval).await;
+    }
+}
+
+fn superseded(primary: &DeploymentView) -> Outcome {
+    Outcome::Superseded {
+        by: primary.id.clone(),
+        task_definition: primary.task_definition.clone(),
+    }
+}
+
+/// Ours is no longer listed and ListServiceDeployments could not say why: a PRIMARY on a
+/// revision ours replaced is the circuit breaker's rollback, one on any other revision was
+/// started by someone else. Without having seen what ours replaced, it cannot be told apart.
+fn vanished(
+    w: &Watch<'_>,
+    primary: Option<&DeploymentView>,
+    previous: &BTreeSet<String>,
+) -> Outcome {
+    if let Some(p) = primary
+        && !previous.is_empty()
+        && !previous.contains(&p.task_definition)
+    {
+        return superseded(p);
+    }
+    let reason = match primary {
+        Some(p) if previous.contains(&p.task_definition) => format!(
+            "deployment {} is gone; the service is back on {} (deployment {})",
+            w.deployment_id, p.task_definition, p.id
+        ),
+        _ => format!(
+            "deployment {} is gone; the service now runs deployment {}",
+            w.deployment_id,
+            primary.map_or("(none)", |p| p.id.as_str())
+        ),
+    };
+    if w.rollback_enabled {
+        Outcome::RolledBack { reason }
+    } else {
+        Outcome::Failed { reason }
     }
 }
 
@@ -307,7 +387,11 @@ fn judge(views: &[DeploymentView], w: &Watch<'_>) -> Option<Outcome> {
 
 /// Asks ListServiceDeployments what became of a deployment DescribeServices no longer lists.
 /// `None` when the API is unavailable (older regions, emulators) or does not know it either.
-async fn from_service_deployments(ecs: &aws_sdk_ecs::Client, w: &Watch<'_>) -> Option<Outcome> {
+async fn from_service_deployments(
+    ecs: &aws_sdk_ecs::Client,
+    w: &Watch<'_>,
+    primary: Option<&DeploymentView>,
+) -> Option<Outcome> {
     let out = ecs
         .list_service_deployments()
         .cluster(w.cluster)
@@ -337,8 +421,13 @@ async fn from_service_deployments(ecs: &aws_sdk_ecs::Client, w: &Watch<'_>) -> O
         | ServiceDeploymentStatus::RollbackInProgress
         | ServiceDeploymentStatus::RollbackRequested
         | ServiceDeploymentStatus::RollbackFailed => Outcome::RolledBack { reason },
+        // ECS stops a service deployment when a newer one starts; with another PRIMARY that
+        // is what happened.
         ServiceDeploymentStatus::Stopped | ServiceDeploymentStatus::StopRequested => {
-            Outcome::Failed { reason }
+            match primary {
+                Some(p) => superseded(p),
+                None => Outcome::Failed { reason },
+            }
         }
         _ => return None,
     })
