@@ -57,7 +57,13 @@ async fn mixed_scenario_covers_every_endpoint_and_writes_both_reports() {
     let jobs = endpoint(&report, "POST /api/v1/files/{id}/jobs")["requests"]
         .as_u64()
         .unwrap();
-    assert!(polls >= 2 * jobs - 2, "{polls} polls for {jobs} jobs");
+    // Each of the 2 users may be cut off by the end of the run between queueing its last job and
+    // its second poll of it (0 or 1 poll instead of 2).
+    let users = 2;
+    assert!(
+        polls >= 2 * jobs - 2 * users,
+        "{polls} polls for {jobs} jobs"
+    );
     assert!(
         report["jobs"]["requests"].as_u64().unwrap() > 0,
         "job latency recorded"
