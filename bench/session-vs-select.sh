@@ -27,7 +27,7 @@ sign_in
 uncached_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 uncached="http://127.0.0.1:$uncached_port"
 env LISTEN_ADDR="127.0.0.1:$uncached_port" DATABASE_URL="${ADMIN_URL%/*}/$db" STORAGE_URL="$work/files" \
-  SESSION_COOKIE_SECURE=false RUST_LOG=warn SESSION_CACHE_CAPACITY=0 "$binary" >"$work/uncached.log" 2>&1 &
+  SESSION_COOKIE_SECURE=false RUST_LOG=info LOG_FORMAT=json SESSION_CACHE_CAPACITY=0 "$binary" >"$work/uncached.log" 2>&1 &
 uncached_pid=$!
 trap 'kill $uncached_pid 2>/dev/null || true; cleanup' EXIT
 for _ in $(seq 1 100); do
