@@ -84,7 +84,13 @@ impl From<FileRow> for FileBody {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct CreateQuery {
-    /// The file's name; required for a raw body, overrides the form field's file name.
+    /// The file's name; required for a raw body, overrides the form field's file name. At most
+    /// 255 bytes of UTF-8; no control characters, `/` or `\\`; not blank, `.` or `..`.
+    // The pattern is `domain::FileName::parse` but for the length in bytes: some character that
+    // is neither blank nor a dot; or dots and (non-control) blanks, both present; or 3+ dots.
+    #[param(
+        pattern = r"^(?:[^\x00-\x1f\x7f-\x9f/\\]*[^\s\x00-\x1f\x7f-\x9f/\\.][^\x00-\x1f\x7f-\x9f/\\]*|(?:\.|[^\S\x00-\x1f\x7f-\x9f])*(?:[^\S\x00-\x1f\x7f-\x9f](?:\.|[^\S\x00-\x1f\x7f-\x9f])*\.|\.(?:\.|[^\S\x00-\x1f\x7f-\x9f])*[^\S\x00-\x1f\x7f-\x9f])(?:\.|[^\S\x00-\x1f\x7f-\x9f])*|\.{3,})$"
+    )]
     name: Option<String>,
 }
 
@@ -112,14 +118,19 @@ struct FileBytes(Vec<u8>);
     security(("dp_session" = [])),
     params(CreateQuery),
     request_body(
-        description = "The file's bytes, or a form with a file field",
+        description = "The file's bytes (none: an empty file), or a form with a file field",
         content(
-            (FileBytes = "application/octet-stream"),
-            (UploadForm = "multipart/form-data"),
+            (Option<FileBytes> = "application/octet-stream"),
+            (Option<UploadForm> = "multipart/form-data"),
         ),
     ),
     responses(
-        (status = 201, description = "Stored", body = FileBody),
+        (status = 201, description = "Stored", body = FileBody, links(
+            ("show" = (operation_id = "show_file", parameters(("id" = "$response.body#/id")))),
+            ("content" = (operation_id = "file_content", parameters(("id" = "$response.body#/id")))),
+            ("queue_job" = (operation_id = "create_job", parameters(("id" = "$response.body#/id")))),
+            ("delete" = (operation_id = "delete_file", parameters(("id" = "$response.body#/id")))),
+        )),
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),

@@ -145,7 +145,11 @@ fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
     request_body = JobRequest,
     responses(
         (status = 202, description = "Queued", body = JobBody,
-         headers(("Location" = String, description = "The job's URL"))),
+         headers(("Location" = String, description = "The job's URL")), links(
+            ("show" = (operation_id = "show_job", parameters(("id" = "$response.body#/id")))),
+            ("result" = (operation_id = "job_result", parameters(("id" = "$response.body#/id")))),
+            ("cancel" = (operation_id = "cancel_job", parameters(("id" = "$response.body#/id")))),
+        )),
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
