@@ -9,6 +9,7 @@ use std::sync::LazyLock;
 
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::openapi::{
     ContentBuilder, HeaderBuilder, ObjectBuilder, Ref, RefOr, ResponseBuilder, Type,
@@ -121,11 +122,11 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(openapi_json))
 }
 
-/// The description, made once: it only changes with the code.
-static SPEC: LazyLock<Result<Vec<u8>, String>> = LazyLock::new(|| {
+/// The description, made once (it only changes with the code); each answer shares its bytes.
+static SPEC: LazyLock<Result<Bytes, String>> = LazyLock::new(|| {
     crate::routes::openapi()
         .to_json()
-        .map(String::into_bytes)
+        .map(Bytes::from)
         .map_err(|e| e.to_string())
 });
 
