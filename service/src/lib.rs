@@ -10,6 +10,7 @@ pub mod jobs;
 pub mod limits;
 pub mod memory;
 pub mod middleware;
+pub mod openapi;
 pub mod report;
 pub mod routes;
 pub mod sessions;

@@ -10,15 +10,16 @@ mod upload;
 
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::auth::AuthenticatedUser;
@@ -26,6 +27,10 @@ use crate::db::Db;
 use crate::db::DbError;
 use crate::db::files::{self, FileRow};
 use crate::error::{ApiError, ApiJson};
+use crate::openapi::{
+    BadRequest, Forbidden, NotFound, PayloadTooLarge, RangeNotSatisfiable, RequestTimeout,
+    Unauthorized, Unavailable, Unprocessable,
+};
 use crate::routes::pagination::{PageQuery, PageRequest};
 use crate::state::AppState;
 use crate::storage::SharedStore;
@@ -34,29 +39,32 @@ use crate::storage::SharedStore;
 const MAX_SETTLE_ATTEMPTS: u32 = 36;
 
 /// The routes that answer within the request timeout.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/files", get(list))
-        .route("/api/v1/files/{id}", get(show).delete(remove))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(show, remove))
 }
 
 /// Uploads and downloads: they take as long as the bytes do, bounded instead by the upload idle
 /// timeout and the client's own pace.
-pub fn streaming_router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/files", post(create))
-        .route("/api/v1/files/{id}/content", get(content))
+pub fn streaming_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create))
+        .routes(routes!(content))
 }
 
 /// A file as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct FileBody {
     pub id: Uuid,
     pub name: String,
     pub size: u64,
+    /// Hex SHA-256 of the content (also its ETag).
+    #[schema(pattern = "^[0-9a-f]{64}$")]
     pub sha256: String,
     pub content_type: String,
     /// RFC 3339.
+    #[schema(format = DateTime)]
     pub created_at: String,
 }
 
@@ -73,11 +81,65 @@ impl From<FileRow> for FileBody {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CreateQuery {
+    /// The file's name; required for a raw body, overrides the form field's file name. At most
+    /// 255 bytes of UTF-8; no control characters, `/` or `\\`; not blank, `.` or `..`.
+    // The pattern is `domain::FileName::parse` but for the length in bytes: some character that
+    // is neither blank nor a dot; or dots and (non-control) blanks, both present; or 3+ dots.
+    #[param(
+        pattern = r"^(?:[^\x00-\x1f\x7f-\x9f/\\]*[^\s\x00-\x1f\x7f-\x9f/\\.][^\x00-\x1f\x7f-\x9f/\\]*|(?:\.|[^\S\x00-\x1f\x7f-\x9f])*(?:[^\S\x00-\x1f\x7f-\x9f](?:\.|[^\S\x00-\x1f\x7f-\x9f])*\.|\.(?:\.|[^\S\x00-\x1f\x7f-\x9f])*[^\S\x00-\x1f\x7f-\x9f])(?:\.|[^\S\x00-\x1f\x7f-\x9f])*|\.{3,})$"
+    )]
     name: Option<String>,
 }
 
+/// A form with one file field (other fields before it are skipped).
+#[derive(ToSchema)]
+#[allow(dead_code)] // Documents the multipart body; the form is parsed as a stream.
+struct UploadForm {
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+}
+
+/// A file's bytes, as they were uploaded.
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+#[allow(dead_code)] // Documents raw bodies, which stream.
+struct FileBytes(Vec<u8>);
+
+/// Uploads a file: the raw body (any `Content-Type`, named by `?name=`) or a
+/// `multipart/form-data` form with one file field.
+#[utoipa::path(
+    operation_id = "create_file",
+    post,
+    path = "/api/v1/files",
+    tag = "files",
+    security(("dp_session" = [])),
+    params(CreateQuery),
+    request_body(
+        description = "The file's bytes (none: an empty file), or a form with a file field",
+        content(
+            (Option<FileBytes> = "application/octet-stream"),
+            (Option<UploadForm> = "multipart/form-data"),
+        ),
+    ),
+    responses(
+        (status = 201, description = "Stored", body = FileBody, links(
+            ("show" = (operation_id = "show_file", parameters(("id" = "$response.body#/id")))),
+            ("content" = (operation_id = "file_content", parameters(("id" = "$response.body#/id")))),
+            ("queue_job" = (operation_id = "create_job", parameters(("id" = "$response.body#/id")))),
+            ("delete" = (operation_id = "delete_file", parameters(("id" = "$response.body#/id")))),
+        )),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 408, response = RequestTimeout),
+        (status = 413, response = PayloadTooLarge),
+        (status = 422, response = Unprocessable),
+        (status = 503, response = Unavailable),
+    )
+)]
 #[tracing::instrument(skip_all, fields(file_id))]
 async fn create(
     State(state): State<AppState>,
@@ -133,13 +195,28 @@ async fn create(
 }
 
 /// One page of the caller's files, newest first.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct FilePage {
     pub files: Vec<FileBody>,
     /// Pass as `cursor` for the next page; null on the last page.
     pub next_cursor: Option<String>,
 }
 
+/// The caller's files, newest first.
+#[utoipa::path(
+    operation_id = "list_files",
+    get,
+    path = "/api/v1/files",
+    tag = "files",
+    security(("dp_session" = [])),
+    params(PageQuery),
+    responses(
+        (status = 200, description = "One page", body = FilePage),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 503, response = Unavailable),
+    )
+)]
 #[tracing::instrument(skip_all)]
 async fn list(
     State(state): State<AppState>,
@@ -152,6 +229,21 @@ async fn list(
     Ok(ApiJson(FilePage { files, next_cursor }))
 }
 
+/// A file's metadata.
+#[utoipa::path(
+    operation_id = "show_file",
+    get,
+    path = "/api/v1/files/{id}",
+    tag = "files",
+    security(("dp_session" = [])),
+    params(("id" = String, Path, description = "The file's id")),
+    responses(
+        (status = 200, description = "The file", body = FileBody),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 503, response = Unavailable),
+    )
+)]
 #[tracing::instrument(skip_all, fields(file_id = %id))]
 async fn show(
     State(state): State<AppState>,
@@ -161,6 +253,29 @@ async fn show(
     Ok(ApiJson(find_own(&state, &user, &id).await?.into()))
 }
 
+/// A file's bytes; one `Range: bytes=...` gets 206 (`If-Range` is honoured).
+#[utoipa::path(
+    operation_id = "file_content",
+    get,
+    path = "/api/v1/files/{id}/content",
+    tag = "files",
+    security(("dp_session" = [])),
+    params(
+        ("id" = String, Path, description = "The file's id"),
+        ("Range" = Option<String>, Header, description = "One byte range, e.g. `bytes=0-99`"),
+        ("If-Range" = Option<String>, Header, description = "The ETag the client holds"),
+    ),
+    responses(
+        (status = 200, description = "The whole file, in its stored Content-Type", content_type = "*/*", body = FileBytes,
+         headers(("ETag" = String, description = "\"sha256\""))),
+        (status = 206, description = "The requested range", content_type = "*/*", body = FileBytes,
+         headers(("Content-Range" = String))),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 416, response = RangeNotSatisfiable),
+        (status = 503, response = Unavailable),
+    )
+)]
 #[tracing::instrument(skip_all, fields(file_id = %id))]
 async fn content(
     State(state): State<AppState>,
@@ -174,6 +289,21 @@ async fn content(
 
 /// Deletes the object, then the row: a failure in between leaves a row whose DELETE can be
 /// retried, never bytes that no row points to.
+#[utoipa::path(
+    operation_id = "delete_file",
+    delete,
+    path = "/api/v1/files/{id}",
+    tag = "files",
+    security(("dp_session" = [])),
+    params(("id" = String, Path, description = "The file's id")),
+    responses(
+        (status = 204, description = "Deleted, with its jobs and their results"),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 503, response = Unavailable),
+    )
+)]
 #[tracing::instrument(skip_all, fields(file_id = %id))]
 async fn remove(
     State(state): State<AppState>,

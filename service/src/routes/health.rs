@@ -3,41 +3,77 @@
 
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::error::{ApiError, PROBLEM_JSON};
 use crate::middleware::{internal, metrics};
+use crate::openapi::{NotFound, Unavailable};
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    let internal = Router::new()
-        .route("/metrics", get(metrics_text))
-        .route("/api/v1/_ping-db", get(ping_db))
+pub fn router() -> OpenApiRouter<AppState> {
+    let internal = OpenApiRouter::new()
+        .routes(routes!(metrics_text))
+        .routes(routes!(ping_db))
         .route_layer(axum::middleware::from_fn(internal::reject_forwarded));
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
         .merge(internal)
 }
 
 /// Alive while the process serves. Never touches the database: a database failover must not
 /// make every replica fail its load balancer health check at once.
+#[utoipa::path(
+    operation_id = "healthz",
+    get,
+    path = "/healthz",
+    tag = "health",
+    responses((status = 200, description = "Alive", content_type = "text/plain", body = String, example = "ok"))
+)]
 async fn healthz() -> &'static str {
     "ok"
 }
 
-#[derive(Serialize)]
+/// `ok`, `failed` or `timeout`.
+#[derive(Serialize, ToSchema)]
 struct Checks {
+    #[schema(value_type = String, example = "ok")]
     database: &'static str,
+    #[schema(value_type = String, example = "ok")]
     storage: &'static str,
     /// The replica reads fall back to (`STORAGE_FALLBACK_URL`); absent when there is none.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     storage_fallback: Option<&'static str>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct Ready {
+    /// `ready`, or `degraded` while reads are served by the storage fallback.
+    #[schema(value_type = String, example = "ready")]
+    status: &'static str,
+    checks: Checks,
+}
+
+/// The 503 problem document of `/readyz`: a `Problem` that also says why.
+#[derive(Serialize, ToSchema)]
+struct NotReady {
+    #[serde(rename = "type")]
+    #[schema(value_type = String)]
+    kind: &'static str,
+    #[schema(value_type = String)]
+    title: &'static str,
+    status: u16,
+    detail: String,
+    /// True while the replica shuts down (then `checks` is null).
+    draining: bool,
+    checks: Option<Checks>,
 }
 
 /// Ready when not draining and the database and object storage answer within the readiness
@@ -48,6 +84,16 @@ struct Checks {
 /// `{"status":"degraded",...}`: reads still work on every replica (the outage is regional, so
 /// all of them see it at once), and a 503 would make a readiness-gated balancer route nothing,
 /// not even the reads. Uploads and deletes answer 503 meanwhile.
+#[utoipa::path(
+    operation_id = "readyz",
+    get,
+    path = "/readyz",
+    tag = "health",
+    responses(
+        (status = 200, description = "Ready (or degraded)", body = Ready),
+        (status = 503, description = "Not ready: draining or a dependency failing", content_type = "application/problem+json", body = NotReady),
+    )
+)]
 #[tracing::instrument(skip_all)]
 async fn readyz(State(state): State<AppState>) -> Response {
     if state.is_draining() {
@@ -89,8 +135,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
         .collect();
     if failing.is_empty() {
         let status = if degraded { "degraded" } else { "ready" };
-        let body = serde_json::json!({ "status": status, "checks": checks });
-        return (StatusCode::OK, axum::Json(body)).into_response();
+        return (StatusCode::OK, axum::Json(Ready { status, checks })).into_response();
     }
     not_ready(
         &format!("not ready: {} failing", failing.join(", ")),
@@ -100,18 +145,18 @@ async fn readyz(State(state): State<AppState>) -> Response {
 
 fn not_ready(detail: &str, checks: Option<Checks>) -> Response {
     let status = StatusCode::SERVICE_UNAVAILABLE;
-    let body = serde_json::json!({
-        "type": "about:blank",
-        "title": "Service Unavailable",
-        "status": status.as_u16(),
-        "detail": detail,
-        "draining": checks.is_none(),
-        "checks": checks,
-    });
+    let body = NotReady {
+        kind: "about:blank",
+        title: "Service Unavailable",
+        status: status.as_u16(),
+        detail: detail.to_string(),
+        draining: checks.is_none(),
+        checks,
+    };
     (
         status,
         [(header::CONTENT_TYPE, PROBLEM_JSON)],
-        body.to_string(),
+        serde_json::to_string(&body).unwrap_or_default(),
     )
         .into_response()
 }
@@ -127,7 +172,17 @@ async fn check(limit: Duration, probe: impl Future<Output = Result<(), String>>)
     }
 }
 
-/// Prometheus text exposition (internal: not through the load balancer).
+/// Prometheus text exposition (internal: 404 through a proxy).
+#[utoipa::path(
+    operation_id = "metrics",
+    get,
+    path = "/metrics",
+    tag = "internal",
+    responses(
+        (status = 200, description = "Prometheus text format 0.0.4", content_type = "text/plain", body = String),
+        (status = 404, response = NotFound),
+    )
+)]
 async fn metrics_text(State(state): State<AppState>) -> Response {
     let (size, idle) = state.db.pool_usage();
     ::metrics::gauge!("db_pool_connections").set(f64::from(size));
@@ -144,6 +199,17 @@ async fn metrics_text(State(state): State<AppState>) -> Response {
 /// One `SELECT 1` through the pool: the benchmark's database baseline (what a session lookup
 /// costs beyond the round trip). Internal: from the internet it would be a free way to load the
 /// database.
+#[utoipa::path(
+    operation_id = "ping_db",
+    get,
+    path = "/api/v1/_ping-db",
+    tag = "internal",
+    responses(
+        (status = 200, description = "The database answered", content_type = "text/plain", body = String, example = "ok"),
+        (status = 404, response = NotFound),
+        (status = 503, response = Unavailable),
+    )
+)]
 #[tracing::instrument(skip_all)]
 async fn ping_db(State(state): State<AppState>) -> Result<&'static str, ApiError> {
     state.db.ping().await?;

@@ -2,50 +2,77 @@
 //! them, `GET /api/v1/jobs/{id}/result` streams the result, `DELETE /api/v1/jobs/{id}` cancels.
 //! Any replica's workers run them (see `jobs`).
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::auth::AuthenticatedUser;
 use crate::db::files;
 use crate::db::jobs::{self, JobRow, NewJob};
 use crate::error::{ApiError, ApiJson};
+use crate::openapi::{
+    BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, Unauthorized, Unavailable,
+    Unprocessable, UnsupportedMediaType,
+};
 use crate::routes::pagination::{PageQuery, PageRequest};
 use crate::state::AppState;
 use crate::telemetry::storage_read_span;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/files/{id}/jobs", post(create))
-        .route("/api/v1/jobs", get(list))
-        .route("/api/v1/jobs/{id}", get(show).delete(cancel))
-        .route("/api/v1/jobs/{id}/result", get(result))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create))
+        .routes(routes!(list))
+        .routes(routes!(show, cancel))
+        .routes(routes!(result))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct JobRequest {
+    #[schema(value_type = JobKindName)]
     kind: String,
 }
 
-#[derive(Debug, Serialize)]
+/// The job kinds (`jobs::kind_names()`; a test keeps the two equal).
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)] // Only describes the `kind` strings.
+pub enum JobKindName {
+    Profile,
+}
+
+/// A job's state (`db::jobs`' status strings).
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)] // Only describes the `status` strings.
+pub enum JobStatus {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Progress {
     pub bytes_processed: i64,
     pub bytes_total: i64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct JobBody {
     pub id: Uuid,
     pub file_id: Uuid,
+    #[schema(value_type = JobKindName)]
     pub kind: String,
-    /// queued, running, succeeded, failed or cancelled.
+    #[schema(value_type = JobStatus)]
     pub status: String,
     pub progress: Progress,
     pub attempts: i32,
@@ -56,7 +83,8 @@ pub struct JobBody {
     pub started_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339::option")]
     pub finished_at: Option<OffsetDateTime>,
-    /// When succeeded: a summary, and where the full result is.
+    /// When succeeded: a summary, and where the full result is (`url`).
+    #[schema(value_type = Option<Object>)]
     pub result: Option<serde_json::Value>,
     /// When failed: what went wrong (and where in the file, for malformed input).
     pub error: Option<String>,
@@ -106,6 +134,32 @@ fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::try_parse(raw).map_err(|_| ApiError::NotFound)
 }
 
+/// Queues a job on one of the caller's files.
+#[utoipa::path(
+    operation_id = "create_job",
+    post,
+    path = "/api/v1/files/{id}/jobs",
+    tag = "jobs",
+    security(("dp_session" = [])),
+    params(("id" = String, Path, description = "The file's id")),
+    request_body = JobRequest,
+    responses(
+        (status = 202, description = "Queued", body = JobBody,
+         headers(("Location" = String, description = "The job's URL")), links(
+            ("show" = (operation_id = "show_job", parameters(("id" = "$response.body#/id")))),
+            ("result" = (operation_id = "job_result", parameters(("id" = "$response.body#/id")))),
+            ("cancel" = (operation_id = "cancel_job", parameters(("id" = "$response.body#/id")))),
+        )),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = Unprocessable),
+        (status = 503, response = Unavailable),
+    )
+)]
 #[tracing::instrument(skip_all, fields(file_id = %file_id))]
 async fn create(
     State(state): State<AppState>,
@@ -148,6 +202,21 @@ async fn create(
         .into_response())
 }
 
+/// A job: its state, progress, and its result summary or error.
+#[utoipa::path(
+    operation_id = "show_job",
+    get,
+    path = "/api/v1/jobs/{id}",
+    tag = "jobs",
+    security(("dp_session" = [])),
+    params(("id" = String, Path, description = "The job's id")),
+    responses(
+        (status = 200, description = "The job", body = JobBody),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 503, response = Unavailable),
+    )
+)]
 #[tracing::instrument(skip_all, fields(job_id = %id))]
 async fn show(
     State(state): State<AppState>,
@@ -160,13 +229,28 @@ async fn show(
     Ok(ApiJson(row.into()))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct JobPage {
     pub jobs: Vec<JobBody>,
     /// Pass as `cursor` for the next page; null on the last page.
     pub next_cursor: Option<String>,
 }
 
+/// The caller's jobs, newest first.
+#[utoipa::path(
+    operation_id = "list_jobs",
+    get,
+    path = "/api/v1/jobs",
+    tag = "jobs",
+    security(("dp_session" = [])),
+    params(PageQuery),
+    responses(
+        (status = 200, description = "One page", body = JobPage),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 503, response = Unavailable),
+    )
+)]
 #[tracing::instrument(skip_all)]
 async fn list(
     State(state): State<AppState>,
@@ -179,6 +263,23 @@ async fn list(
     Ok(ApiJson(JobPage { jobs, next_cursor }))
 }
 
+/// Cancels a queued or running job (its worker stops at its next heartbeat).
+#[utoipa::path(
+    operation_id = "cancel_job",
+    delete,
+    path = "/api/v1/jobs/{id}",
+    tag = "jobs",
+    security(("dp_session" = [])),
+    params(("id" = String, Path, description = "The job's id")),
+    responses(
+        (status = 204, description = "Cancelled"),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 503, response = Unavailable),
+    )
+)]
 #[tracing::instrument(skip_all, fields(job_id = %id))]
 async fn cancel(
     State(state): State<AppState>,
@@ -198,6 +299,22 @@ async fn cancel(
     }
 }
 
+/// The full result of a succeeded job (for `profile`: the column profile).
+#[utoipa::path(
+    operation_id = "job_result",
+    get,
+    path = "/api/v1/jobs/{id}/result",
+    tag = "jobs",
+    security(("dp_session" = [])),
+    params(("id" = String, Path, description = "The job's id")),
+    responses(
+        (status = 200, description = "The result document", body = Object),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 503, response = Unavailable),
+    )
+)]
 #[tracing::instrument(skip_all, fields(job_id = %id))]
 async fn result(
     State(state): State<AppState>,

@@ -15,13 +15,15 @@
 
 use std::time::Duration;
 
+use axum::Extension;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::post;
-use axum::{Extension, Router};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tower_sessions::Session;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::users::UserBody;
 use crate::auth::{self, AuthenticatedUser};
@@ -30,20 +32,28 @@ use crate::domain::{password, username::login_key};
 use crate::error::{ApiError, ApiJson};
 use crate::limits::AuthRoute;
 use crate::middleware::client_ip::ClientIp;
+use crate::openapi::{
+    BadRequest, Forbidden, PayloadTooLarge, TooManyRequests, Unauthorized, Unavailable,
+    Unprocessable, UnsupportedMediaType,
+};
 use crate::state::AppState;
 use crate::telemetry::LoggedInUser;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/session", post(log_in).get(current).delete(log_out))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(log_in, current, log_out))
 }
 
-#[derive(Deserialize)]
+/// Unconstrained on purpose: a login that breaks the registration rules is a wrong password
+/// (401), not a hint about what the rules are.
+#[derive(Deserialize, ToSchema)]
 pub struct Credentials {
+    #[schema(example = "ada")]
     username: String,
+    #[schema(example = "correct horse battery staple")]
     password: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct SessionBody {
     user: UserBody,
 }
@@ -52,6 +62,25 @@ pub struct SessionBody {
 const MAX_SLOWDOWN: Duration = Duration::from_secs(5);
 
 /// Checks the credentials and starts a session (see the module notes for the lockout rules).
+#[utoipa::path(
+    operation_id = "log_in",
+    post,
+    path = "/api/v1/session",
+    tag = "session",
+    request_body = Credentials,
+    responses(
+        (status = 200, description = "Logged in; the session cookie is set (under a new id)", body = SessionBody,
+         headers(("Set-Cookie" = String, description = "the dp_session cookie"))),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = Unprocessable),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    )
+)]
 #[tracing::instrument(skip_all)]
 async fn log_in(
     State(state): State<AppState>,
@@ -105,6 +134,19 @@ async fn log_in(
     ))
 }
 
+/// Who the session belongs to.
+#[utoipa::path(
+    operation_id = "show_session",
+    get,
+    path = "/api/v1/session",
+    tag = "session",
+    security(("dp_session" = [])),
+    responses(
+        (status = 200, description = "The session's user", body = SessionBody),
+        (status = 401, response = Unauthorized),
+        (status = 503, response = Unavailable),
+    )
+)]
 #[tracing::instrument(skip_all)]
 async fn current(user: AuthenticatedUser) -> ApiJson<SessionBody> {
     ApiJson(SessionBody {
@@ -116,6 +158,18 @@ async fn current(user: AuthenticatedUser) -> ApiJson<SessionBody> {
 }
 
 /// Deletes the session server-side. Idempotent: without a session it answers 204 too.
+#[utoipa::path(
+    operation_id = "log_out",
+    delete,
+    path = "/api/v1/session",
+    tag = "session",
+    security((), ("dp_session" = [])),
+    responses(
+        (status = 204, description = "Logged out (or there was no session)"),
+        (status = 403, response = Forbidden),
+        (status = 503, response = Unavailable),
+    )
+)]
 #[tracing::instrument(skip_all)]
 async fn log_out(session: Session) -> Result<StatusCode, ApiError> {
     auth::log_out(&session).await?;

@@ -1,11 +1,12 @@
 //! Accounts: `POST /api/v1/users` registers one.
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::post;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::db::{DbError, users};
@@ -13,24 +14,58 @@ use crate::domain::{Password, Username};
 use crate::error::{ApiError, ApiJson};
 use crate::limits::AuthRoute;
 use crate::middleware::client_ip::ClientIp;
+use crate::openapi::{
+    BadRequest, Conflict, Forbidden, PayloadTooLarge, TooManyRequests, Unavailable, Unprocessable,
+    UnsupportedMediaType,
+};
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/users", post(register))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(register))
 }
 
-#[derive(Deserialize)]
+/// The rules are `domain::Username` and `domain::Password`; the schema states them so that
+/// clients can check before sending.
+#[derive(Deserialize, ToSchema)]
 pub struct Registration {
+    /// 3-32 ASCII letters, digits, `.`, `_`, `-`, starting with a letter or digit; unique
+    /// case-insensitively.
+    #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{2,31}$", example = "ada")]
     username: String,
+    /// 10-256 characters.
+    #[schema(
+        min_length = 10,
+        max_length = 256,
+        example = "correct horse battery staple"
+    )]
     password: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct UserBody {
     pub id: Uuid,
     pub username: String,
 }
 
+/// Registers an account.
+#[utoipa::path(
+    operation_id = "register",
+    post,
+    path = "/api/v1/users",
+    tag = "users",
+    request_body = Registration,
+    responses(
+        (status = 201, description = "Registered", body = UserBody),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = Unprocessable),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    )
+)]
 #[tracing::instrument(skip_all, fields(username = %form.username))]
 async fn register(
     State(state): State<AppState>,

@@ -10,6 +10,7 @@ mod health;
 mod jobs;
 mod lifecycle;
 mod limits;
+mod openapi;
 mod outage;
 mod problems;
 mod session;
