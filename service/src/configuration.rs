@@ -344,8 +344,8 @@ impl Config {
         }
     }
 
-    pub fn feed_settings(&self) -> crate::db::changes::FeedSettings {
-        crate::db::changes::FeedSettings {
+    pub fn feed_settings(&self) -> crate::change_feed::FeedSettings {
+        crate::change_feed::FeedSettings {
             ping_interval: self.change_feed_ping_interval,
             ping_timeout: self.change_feed_ping_interval * 2,
             ..Default::default()

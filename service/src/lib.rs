@@ -2,6 +2,7 @@
 //! calls `run`; everything else is built here.
 
 pub mod auth;
+pub mod change_feed;
 pub mod configuration;
 pub mod db;
 pub mod domain;

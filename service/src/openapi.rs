@@ -1,26 +1,18 @@
 //! The API's OpenAPI 3.1 description, generated from the handlers' `#[utoipa::path]` attributes
 //! (each resource module registers its routes through `utoipa_axum::routes!`, so a route and its
-//! description are added together) and served at `GET /openapi.json`.
+//! description are added together) and served at `GET /openapi.json` (`routes::spec`).
 //!
 //! Error answers are shared response components: every one is `application/problem+json` with
 //! the `Problem` schema, which is what `ApiError` and the problem middleware send.
 
-use std::sync::LazyLock;
-
-use axum::http::{HeaderValue, header};
-use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
+use crate::error::{PROBLEM_JSON, Problem};
+use crate::sessions::COOKIE_NAME;
+use axum::http::header;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::openapi::{
     ContentBuilder, HeaderBuilder, ObjectBuilder, Ref, RefOr, ResponseBuilder, Type,
 };
 use utoipa::{Modify, OpenApi, ToResponse};
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
-
-use crate::error::{ApiError, PROBLEM_JSON, Problem};
-use crate::sessions::COOKIE_NAME;
-use crate::state::AppState;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -116,39 +108,4 @@ problem_responses! {
     TooManyRequests => "Rate limited or locked out; see Retry-After.", true;
     RangeNotSatisfiable => "The Range lies outside the file; Content-Range gives its size.", false;
     Unavailable => "A dependency is unavailable, the replica is busy or the request timed out; retryable.", true;
-}
-
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(openapi_json))
-}
-
-/// The description, made once (it only changes with the code); each answer shares its bytes.
-static SPEC: LazyLock<Result<Bytes, String>> = LazyLock::new(|| {
-    crate::routes::openapi()
-        .to_json()
-        .map(Bytes::from)
-        .map_err(|e| e.to_string())
-});
-
-/// This API's OpenAPI 3.1 description.
-#[utoipa::path(
-    operation_id = "openapi",
-    get,
-    path = "/openapi.json",
-    tag = "meta",
-    responses(
-        (status = 200, description = "The OpenAPI document", content_type = "application/json", body = Object),
-        (status = 503, response = Unavailable),
-    )
-)]
-async fn openapi_json() -> Result<Response, ApiError> {
-    let body = SPEC.as_ref().map_err(|e| ApiError::internal(e.clone()))?;
-    Ok((
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        body.clone(),
-    )
-        .into_response())
 }

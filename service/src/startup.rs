@@ -20,8 +20,9 @@ use tower_http::sensitive_headers::SetSensitiveHeadersLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::change_feed;
 use crate::configuration::Config;
-use crate::db::{Db, DbError, Pool, changes};
+use crate::db::{Db, DbError, Pool};
 use crate::middleware::request_id::{self, REQUEST_ID};
 use crate::middleware::{csrf, drain, metrics, problem};
 use crate::routes;
@@ -159,9 +160,9 @@ impl Application {
         ));
         let stop_feed = tokio_util::sync::CancellationToken::new();
         if let Pool::Postgres(pool) = &state.db.pool {
-            tokio::spawn(changes::run(
+            tokio::spawn(change_feed::run(
                 pool.clone(),
-                changes::Subscribers {
+                change_feed::Subscribers {
                     sessions: state.session_cache.clone(),
                     jobs: state.job_queued.clone(),
                 },

@@ -241,7 +241,7 @@ async fn the_cache_can_be_turned_off() {
 async fn kill_feed(pool: &PgPool, replica: &str) -> i64 {
     let name = format!(
         "{} {replica}",
-        data_processor::db::changes::APPLICATION_NAME
+        data_processor::change_feed::APPLICATION_NAME
     );
     sqlx::query_scalar::<_, i64>(
         "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \

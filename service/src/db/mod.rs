@@ -5,7 +5,6 @@
 //! answering without closing its connections (an RDS failover) must turn into a fast 503, not a
 //! hung request.
 
-pub mod changes;
 pub mod files;
 pub mod jobs;
 pub mod login_throttle;

@@ -9,6 +9,7 @@ mod health;
 mod jobs;
 mod pagination;
 mod session;
+mod spec;
 mod users;
 
 use std::time::Duration;
@@ -51,7 +52,7 @@ fn resources() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .merge(session::router())
         .merge(files::router())
         .merge(jobs::router())
-        .merge(crate::openapi::router());
+        .merge(spec::router());
     (timed, files::streaming_router())
 }
 

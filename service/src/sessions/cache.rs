@@ -1,6 +1,6 @@
 //! A per-replica cache of session records in front of the database, kept coherent across
 //! replicas: every update or delete of a session row notifies all replicas (a Postgres trigger,
-//! `db::changes`), which evict it here.
+//! `change_feed`), which evict it here.
 //!
 //! Correctness comes before hit rate:
 //! - while the change feed is down (listener connection lost, not yet back) the cache is empty
