@@ -68,10 +68,16 @@ impl Entry {
 /// Entries, oldest first.
 #[tracing::instrument(skip(ecs))]
 pub async fn read(ecs: &aws_sdk_ecs::Client, service_arn: &str) -> Result<Vec<Entry>, AwsError> {
-    let mut entries: Vec<Entry> = crate::ecs::service::tags(ecs, service_arn)
-        .await?
+    let out = ecs
+        .list_tags_for_resource()
+        .resource_arn(service_arn)
+        .send()
+        .await
+        .map_err(aws_err("ecs:ListTagsForResource"))?;
+    let mut entries: Vec<Entry> = out
+        .tags()
         .iter()
-        .filter_map(|(key, value)| Entry::parse(key, value))
+        .filter_map(|t| Entry::parse(t.key()?, t.value()?))
         .collect();
     entries.sort_by_key(|e| e.seq);
     Ok(entries)

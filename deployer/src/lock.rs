@@ -357,10 +357,16 @@ async fn others(
 
 /// Every claim on the service, oldest first.
 pub async fn read(ecs: &aws_sdk_ecs::Client, service_arn: &str) -> Result<Vec<Claim>, AwsError> {
-    let mut claims: Vec<Claim> = crate::ecs::service::tags(ecs, service_arn)
-        .await?
+    let out = ecs
+        .list_tags_for_resource()
+        .resource_arn(service_arn)
+        .send()
+        .await
+        .map_err(aws_err("ecs:ListTagsForResource"))?;
+    let mut claims: Vec<Claim> = out
+        .tags()
         .iter()
-        .filter_map(|(key, value)| Claim::parse(key, value))
+        .filter_map(|t| Claim::parse(t.key()?, t.value()?))
         .collect();
     claims.sort_by_key(|c| c.since);
     Ok(claims)

@@ -43,23 +43,23 @@ async fn two_replicas(db: &TestDatabase, extra: &[&str]) -> (TestApp, TestApp) {
 }
 
 async fn wait_for_feed(app: &TestApp) {
-    wait_for_cache_live(app, true, "the change feed to listen").await;
-}
-
-async fn wait_until_suspended(app: &TestApp) {
-    wait_for_cache_live(app, false, "the session cache to be suspended").await;
-}
-
-/// Waits until `app`'s session cache is (or is no longer) in use.
-async fn wait_for_cache_live(app: &TestApp, live: bool, what: &str) {
     let cache = app
         .state
         .session_cache
         .clone()
         .expect("the cache is on by default");
-    testkit::wait_until(what, WAIT, || {
-        let reached = cache.is_live() == live;
-        async move { reached.then_some(()) }
+    testkit::wait_until("the change feed to listen", WAIT, || {
+        let live = cache.is_live();
+        async move { live.then_some(()) }
+    })
+    .await;
+}
+
+async fn wait_until_suspended(app: &TestApp) {
+    let cache = app.state.session_cache.clone().expect("the cache is on");
+    testkit::wait_until("the session cache to be suspended", WAIT, || {
+        let live = cache.is_live();
+        async move { (!live).then_some(()) }
     })
     .await;
 }

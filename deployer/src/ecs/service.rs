@@ -305,22 +305,3 @@ pub async fn update(
         message: "the answer holds no service".into(),
     })
 }
-
-/// The service's tags as `(key, value)` pairs: the ledger and the release lock both live there.
-#[tracing::instrument(skip(ecs))]
-pub async fn tags(
-    ecs: &aws_sdk_ecs::Client,
-    service_arn: &str,
-) -> Result<Vec<(String, String)>, AwsError> {
-    let out = ecs
-        .list_tags_for_resource()
-        .resource_arn(service_arn)
-        .send()
-        .await
-        .map_err(aws_err("ecs:ListTagsForResource"))?;
-    Ok(out
-        .tags()
-        .iter()
-        .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
-        .collect())
-}
