@@ -6,7 +6,9 @@
 //! while the feed is known to work: it is suspended (emptied, bypassed) the moment the connection
 //! fails or stops answering, and resumed once a new connection listens again. "Stops answering"
 //! is found by pings: the feed notifies itself every `ping_interval`; a ping not back within
-//! `ping_timeout` counts as a lost connection (a silent network partition sends no error).
+//! `ping_timeout` counts as a lost connection (a silent network partition sends no error); the
+//! silent connection's server backend is then terminated, so that it does not hold a database
+//! connection slot for hours.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -77,7 +79,7 @@ pub async fn run(
             listened = listen(&pool, &settings.application_name) => listened,
         };
         match listened {
-            Ok(listener) => {
+            Ok((listener, backend)) => {
                 backoff = Duration::from_millis(100);
                 if let Some(cache) = &subscribers.sessions {
                     cache.resume();
@@ -95,6 +97,13 @@ pub async fn run(
                         %why,
                         "change feed lost: session cache bypassed until it is back"
                     ),
+                    Ended::Silent => {
+                        tracing::warn!(
+                            ping_timeout = ?settings.ping_timeout,
+                            "change feed silent (a ping failed or did not come back): session cache bypassed until it is back"
+                        );
+                        end_backend(&pool, backend).await;
+                    }
                 }
             }
             Err(error) => {
@@ -109,8 +118,9 @@ pub async fn run(
     }
 }
 
-/// A new connection of its own (not one of the pool's: it is held for good), listening.
-async fn listen(pool: &PgPool, application_name: &str) -> Result<PgListener, sqlx::Error> {
+/// A new connection of its own (not one of the pool's: it is held for good), listening; and the
+/// process id of its server backend.
+async fn listen(pool: &PgPool, application_name: &str) -> Result<(PgListener, i32), sqlx::Error> {
     let options = (*pool.connect_options())
         .clone()
         .application_name(application_name);
@@ -124,12 +134,41 @@ async fn listen(pool: &PgPool, application_name: &str) -> Result<PgListener, sql
     listener
         .listen_all([SESSIONS_CHANGED, JOBS_QUEUED, PING])
         .await?;
-    Ok(listener)
+    let backend = sqlx::query_scalar::<_, i32>("SELECT pg_backend_pid()")
+        .fetch_one(&mut listener)
+        .await?;
+    Ok((listener, backend))
+}
+
+/// Ends the server side of a feed connection that went silent. Across a partition the server
+/// would otherwise keep that backend (and one of its `max_connections`) until its TCP keepalive
+/// gives up, hours later by default; and when the silence was the backend itself (stuck, not the
+/// network), this also closes our socket, which ends the `UNLISTEN` the dropped listener still
+/// tries to send. Best effort: if the database cannot be reached either, nothing is lost by
+/// trying.
+async fn end_backend(pool: &PgPool, backend: i32) {
+    let ended = tokio::time::timeout(
+        Duration::from_secs(5),
+        sqlx::query_scalar::<_, bool>("SELECT pg_terminate_backend($1)")
+            .bind(backend)
+            .fetch_one(pool),
+    )
+    .await;
+    match ended {
+        Ok(Ok(found)) => tracing::info!(backend, found, "silent change feed backend terminated"),
+        Ok(Err(error)) => {
+            tracing::debug!(backend, error = %report(&error), "silent change feed backend not terminated")
+        }
+        Err(_) => tracing::debug!(backend, "silent change feed backend not terminated in time"),
+    }
 }
 
 enum Ended {
     Stopped,
+    /// The connection failed or closed.
     Lost(String),
+    /// A ping did not come back in time: the connection may still look open.
+    Silent,
 }
 
 async fn serve(
@@ -152,9 +191,7 @@ async fn serve(
         // Cancelling `try_recv` is only done when the listener is dropped with it.
         let received = tokio::select! {
             () = stop.cancelled() => return Ended::Stopped,
-            () = silent.cancelled() => {
-                return Ended::Lost(format!("no ping came back within {:?}", settings.ping_timeout));
-            }
+            () = silent.cancelled() => return Ended::Silent,
             received = listener.try_recv() => received,
         };
         match received {

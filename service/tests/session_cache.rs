@@ -365,3 +365,111 @@ async fn a_session_deleted_in_sql_is_evicted_from_every_replica() {
         assert!(elapsed < WORST, "refused only after {elapsed:?}");
     }
 }
+
+/// The server process behind replica `replica`'s change feed connection, if it has one.
+async fn feed_backend(pool: &PgPool, replica: &str) -> Option<i32> {
+    let name = format!(
+        "{} {replica}",
+        data_processor::change_feed::APPLICATION_NAME
+    );
+    sqlx::query_scalar::<_, i32>(
+        "SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()",
+    )
+    .bind(name)
+    .fetch_optional(pool)
+    .await
+    .unwrap()
+}
+
+/// `url` with its host and port replaced by `addr`, and TLS off (so that the proxy can read the
+/// startup message's `application_name`).
+fn through(url: &str, addr: std::net::SocketAddr) -> String {
+    let mut url = reqwest::Url::parse(url).unwrap();
+    url.set_host(Some(&addr.ip().to_string())).unwrap();
+    url.set_port(Some(addr.port())).unwrap();
+    url.query_pairs_mut().append_pair("sslmode", "disable");
+    url.to_string()
+}
+
+/// A partition that closes nothing: B's feed connection stays open but nothing crosses it, so no
+/// error ever tells B. Its pings find it (one every 100 ms, each given 200 ms): B stops using its
+/// cache, ends the silent connection's server side, and never serves a session deleted meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_whose_feed_goes_silent_stops_using_its_cache_within_its_ping_timeout() {
+    let _serial = SERIAL.lock().await;
+    let db = TestDatabase::create().await;
+    let direct = reqwest::Url::parse(&db.url).unwrap();
+    let upstream =
+        tokio::net::lookup_host((direct.host_str().unwrap(), direct.port().unwrap_or(5432)))
+            .await
+            .unwrap()
+            .next()
+            .unwrap();
+    let proxy = testkit::partition::PartitionProxy::start(upstream).await;
+    let partitioned_url = through(&db.url, proxy.addr());
+    let (a, b) = tokio::join!(
+        spawn_app_on(&db.url, &["--replica-id", "a"]),
+        spawn_app_on(
+            &partitioned_url,
+            &["--replica-id", "b", "--change-feed-ping-interval", "100ms"]
+        )
+    );
+    wait_for_feed(&a).await;
+    wait_for_feed(&b).await;
+    let pool = PgPool::connect(&db.url).await.unwrap();
+    let silent_backend = feed_backend(&pool, "b").await.expect("B's feed connection");
+    let username = unique_name("cache");
+    assert_eq!(a.register(&username, PASSWORD).await.status(), 201);
+    let cookie = log_in(&a, &username).await;
+    cached_on(&b, &cookie).await;
+
+    let marker = format!("{} b", data_processor::change_feed::APPLICATION_NAME);
+    proxy.freeze(marker.as_bytes());
+    let since = Instant::now();
+    wait_until_suspended(&b).await;
+    let detected = since.elapsed();
+    eprintln!("B's feed went silent: cache suspended after {detected:?}");
+    assert!(
+        detected < Duration::from_secs(2),
+        "a silent feed (ping every 100 ms, timeout 200 ms) was found only after {detected:?}"
+    );
+    testkit::wait_until(
+        "the silent feed's server backend to be terminated",
+        WAIT,
+        || {
+            let pool = pool.clone();
+            async move {
+                let alive: bool = sqlx::query_scalar(
+                    "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)",
+                )
+                .bind(silent_backend)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+                (!alive).then_some(())
+            }
+        },
+    )
+    .await;
+
+    // B cannot hear of this logout.
+    assert_eq!(a.delete_as(&cookie, "/api/v1/session").await.status(), 204);
+    assert_eq!(
+        b.get_session(&cookie).await.status(),
+        401,
+        "B served a deleted session while its feed was partitioned"
+    );
+
+    proxy.thaw();
+    wait_for_feed(&b).await;
+    assert_eq!(
+        b.get_session(&cookie).await.status(),
+        401,
+        "B served a deleted session after its feed came back"
+    );
+    let cookie = log_in(&a, &username).await;
+    cached_on(&b, &cookie).await;
+    assert_eq!(a.delete_as(&cookie, "/api/v1/session").await.status(), 204);
+    let (elapsed, _) = time_to_refusal(&b, &cookie).await;
+    assert!(elapsed < WORST, "refused only after {elapsed:?}");
+}

@@ -7,6 +7,7 @@ pub mod bin;
 pub mod haproxy;
 pub mod module_graph;
 pub mod moto;
+pub mod partition;
 pub mod postgres;
 pub mod process;
 pub mod registry;
