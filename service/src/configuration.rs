@@ -232,6 +232,12 @@ pub struct Config {
     #[arg(long, env = "JOB_WORKERS")]
     pub job_workers: Option<usize>,
 
+    /// Threads one profile job may use. A job gets the cores no other profile job of this
+    /// replica is using when it starts (at least 1, at most this). Default: the number of CPU
+    /// cores, so that a lone job on an idle replica uses all of them.
+    #[arg(long, env = "PROFILE_MAX_THREADS")]
+    pub profile_max_threads: Option<usize>,
+
     /// A running job's lease: if its replica stops renewing it (crash, hang) for this long,
     /// another replica takes the job over. The heartbeat renews it every third of this.
     #[arg(long, env = "JOB_LEASE", default_value = "30s", value_parser = humantime::parse_duration)]
@@ -439,6 +445,11 @@ impl Config {
     }
 
     /// Concurrent jobs on this replica.
+    pub fn profile_max_threads(&self) -> usize {
+        self.profile_max_threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    }
+
     pub fn job_workers(&self) -> usize {
         self.job_workers
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
@@ -516,6 +527,12 @@ impl Config {
         }
         if self.job_workers == Some(0) {
             return Err(ConfigError::new("JOB_WORKERS", "must be at least 1"));
+        }
+        if self.profile_max_threads == Some(0) {
+            return Err(ConfigError::new(
+                "PROFILE_MAX_THREADS",
+                "must be at least 1",
+            ));
         }
         if self.job_max_attempts == 0 {
             return Err(ConfigError::new("JOB_MAX_ATTEMPTS", "must be at least 1"));
