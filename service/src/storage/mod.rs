@@ -25,7 +25,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 
-pub use fallback::{FALLBACK_READS_METRIC, FallbackStore};
+pub use fallback::{FALLBACK_READS_METRIC, FallbackStore, PRIMARY_SKIPPED_METRIC};
 pub use local::LocalStore;
 pub use s3::{MIN_PART_SIZE, S3Store};
 
