@@ -1,6 +1,6 @@
 //! Profiles one CSV file and prints the result as JSON.
 //!
-//! `cargo run --release -p csv-profile --example profile -- [--threads N] [--no-quantiles] FILE`
+//! `cargo run --release -p csv-profile --example profile -- [--threads N] [--chunk-kib N] [--no-quantiles] FILE`
 //!
 //! One thread and quantiles on by default, as `ProfileOptions::default()`.
 
@@ -20,6 +20,10 @@ fn main() -> ExitCode {
             "--no-quantiles" => options.quantiles = false,
             "--threads" => match args.next().and_then(|n| n.parse().ok()) {
                 Some(n) => options.threads = n,
+                None => return usage(),
+            },
+            "--chunk-kib" => match args.next().and_then(|n| n.parse::<usize>().ok()) {
+                Some(n) => options.chunk_bytes = n * 1024,
                 None => return usage(),
             },
             _ if path.is_none() && !arg.starts_with("--") => path = Some(arg),
@@ -55,6 +59,6 @@ fn main() -> ExitCode {
 }
 
 fn usage() -> ExitCode {
-    eprintln!("usage: profile [--threads N] [--no-quantiles] FILE.csv");
+    eprintln!("usage: profile [--threads N] [--chunk-kib N] [--no-quantiles] FILE.csv");
     ExitCode::from(2)
 }
