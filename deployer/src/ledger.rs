@@ -66,21 +66,18 @@ impl Entry {
 }
 
 /// Entries, oldest first.
-#[tracing::instrument(skip(ecs))]
 pub async fn read(ecs: &aws_sdk_ecs::Client, service_arn: &str) -> Result<Vec<Entry>, AwsError> {
-    let out = ecs
-        .list_tags_for_resource()
-        .resource_arn(service_arn)
-        .send()
-        .await
-        .map_err(aws_err("ecs:ListTagsForResource"))?;
-    let mut entries: Vec<Entry> = out
-        .tags()
+    Ok(from_tags(&crate::tags::read(ecs, service_arn).await?))
+}
+
+/// The entries among a service's tags, oldest first.
+pub fn from_tags(tags: &[(String, String)]) -> Vec<Entry> {
+    let mut entries: Vec<Entry> = tags
         .iter()
-        .filter_map(|t| Entry::parse(t.key()?, t.value()?))
+        .filter_map(|(key, value)| Entry::parse(key, value))
         .collect();
     entries.sort_by_key(|e| e.seq);
-    Ok(entries)
+    entries
 }
 
 /// Appends an entry (numbered after the newest) and drops entries beyond [`KEEP`].

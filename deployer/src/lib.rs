@@ -17,3 +17,4 @@ pub mod release;
 pub mod rollback;
 pub mod scaling;
 pub mod status;
+pub mod tags;

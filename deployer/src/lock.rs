@@ -98,6 +98,44 @@ impl Claim {
     fn expired(&self, now: OffsetDateTime) -> bool {
         self.expires <= now
     }
+
+    /// How `status` shows it.
+    pub fn view(&self, now: OffsetDateTime) -> ClaimView {
+        ClaimView {
+            owner: self.owner.clone(),
+            command: self.command.clone(),
+            since: rfc3339(self.since),
+            expires: rfc3339(self.expires),
+            state: if self.expired(now) {
+                "expired"
+            } else if self.held {
+                "held"
+            } else {
+                "pending"
+            },
+        }
+    }
+}
+
+/// A claim as `status` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ClaimView {
+    pub owner: String,
+    pub command: String,
+    pub since: String,
+    pub expires: String,
+    /// `held` (its release is running), `pending` (being decided) or `expired` (left by a
+    /// process that died; the next release takes it over).
+    pub state: &'static str,
+}
+
+impl ClaimView {
+    pub fn render(&self) -> String {
+        format!(
+            "{} by {} since {}, expires {} ({})",
+            self.command, self.owner, self.since, self.expires, self.state
+        )
+    }
 }
 
 fn rfc3339(t: OffsetDateTime) -> String {
@@ -357,19 +395,17 @@ async fn others(
 
 /// Every claim on the service, oldest first.
 pub async fn read(ecs: &aws_sdk_ecs::Client, service_arn: &str) -> Result<Vec<Claim>, AwsError> {
-    let out = ecs
-        .list_tags_for_resource()
-        .resource_arn(service_arn)
-        .send()
-        .await
-        .map_err(aws_err("ecs:ListTagsForResource"))?;
-    let mut claims: Vec<Claim> = out
-        .tags()
+    Ok(from_tags(&crate::tags::read(ecs, service_arn).await?))
+}
+
+/// The claims among a service's tags, oldest first.
+pub fn from_tags(tags: &[(String, String)]) -> Vec<Claim> {
+    let mut claims: Vec<Claim> = tags
         .iter()
-        .filter_map(|t| Claim::parse(t.key()?, t.value()?))
+        .filter_map(|(key, value)| Claim::parse(key, value))
         .collect();
     claims.sort_by_key(|c| c.since);
-    Ok(claims)
+    claims
 }
 
 async fn write(

@@ -8,7 +8,8 @@ use crate::config::Config;
 use crate::ecs::rollout::DeploymentView;
 use crate::ecs::service;
 use crate::ledger::{self, Entry};
-use crate::scaling;
+use crate::lock::{self, ClaimView};
+use crate::{scaling, tags};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Status {
@@ -24,6 +25,8 @@ pub struct Status {
     pub alarms: Vec<String>,
     pub events: Vec<String>,
     pub ledger: Vec<Entry>,
+    /// Claims of the release lock (a release or rollback in progress, or left by a dead one).
+    pub lock: Vec<ClaimView>,
 }
 
 #[tracing::instrument(skip_all)]
@@ -43,6 +46,7 @@ pub async fn status(aws: &Aws, config: &Config) -> Result<Status, AwsError> {
             alarms: vec![],
             events: vec![],
             ledger: vec![],
+            lock: vec![],
         });
     };
     let targets = match &config.service.target_group_arn {
@@ -84,7 +88,10 @@ pub async fn status(aws: &Aws, config: &Config) -> Result<Status, AwsError> {
     } else {
         (None, vec![])
     };
-    let ledger = ledger::read(&aws.ecs, svc.service_arn().unwrap_or_default()).await?;
+    let tags = tags::read(&aws.ecs, svc.service_arn().unwrap_or_default()).await?;
+    let ledger = ledger::from_tags(&tags);
+    let now = time::OffsetDateTime::now_utc();
+    let lock = lock::from_tags(&tags).iter().map(|c| c.view(now)).collect();
     Ok(Status {
         service: config.service.name.clone(),
         exists: true,
@@ -104,6 +111,7 @@ pub async fn status(aws: &Aws, config: &Config) -> Result<Status, AwsError> {
             .map(|e| e.message().unwrap_or_default().to_string())
             .collect(),
         ledger: ledger.into_iter().rev().take(5).collect(),
+        lock,
     })
 }
 
@@ -121,8 +129,12 @@ impl Status {
                 "  desired {}  running {}  pending {}",
                 self.desired, self.running, self.pending
             ),
-            "deployments:".into(),
         ];
+        if self.lock.is_empty() {
+            out.push("lock: free".into());
+        }
+        out.extend(self.lock.iter().map(|c| format!("lock: {}", c.render())));
+        out.push("deployments:".into());
         for d in &self.deployments {
             let reason = if d.reason.is_empty() {
                 String::new()

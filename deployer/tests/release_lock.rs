@@ -147,6 +147,11 @@ async fn wait_for_lock_waits_for_the_holder_then_proceeds() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // `status` shows who holds it.
+    let lock = stage.run_json(&["status"])["lock"].clone();
+    assert_eq!(lock.as_array().map(Vec::len), Some(1), "{lock}");
+    assert_eq!(lock[0]["command"], "release", "{lock}");
+    assert_eq!(lock[0]["state"], "held", "{lock}");
     let waiter = spawn(
         &stage,
         &[
@@ -197,6 +202,12 @@ async fn an_expired_lock_is_taken_over_with_a_warning() {
         .send()
         .await
         .unwrap();
+    let status = stage.run(&["status"]);
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        text.contains("lock: release by ci-runner-7:4242:0badcafe since 2026-01-01T00:00:00Z, expires 2026-01-01T00:30:00Z (expired)"),
+        "{text}"
+    );
     let out = stage.run_with(
         &["release", "--image", &image(2)],
         &[("DEPLOYER__DEPLOYMENT__TIMEOUT", "1s")],
@@ -211,4 +222,10 @@ async fn an_expired_lock_is_taken_over_with_a_warning() {
     );
     assert_eq!(ledger_len(&stage).await, 2);
     assert_eq!(lock_tags(&stage).await, vec![]);
+    let status = stage.run(&["status"]);
+    assert!(
+        String::from_utf8_lossy(&status.stdout).contains("\nlock: free\n"),
+        "{}",
+        String::from_utf8_lossy(&status.stdout)
+    );
 }
