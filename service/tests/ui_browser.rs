@@ -28,6 +28,8 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// Small, so that the over-the-limit case needs only a small file.
 const UPLOAD_LIMIT: u64 = 256 * 1024;
+/// The upload form shows an error.
+const UPLOAD_ERROR_SHOWN: &str = "document.getElementById('upload-error').textContent !== ''";
 const DEADLINE: Duration = Duration::from_secs(30);
 const PASSWORD: &str = "correct horse battery staple";
 
@@ -377,10 +379,7 @@ async fn a_person_registers_uploads_a_csv_and_reads_its_profile() {
     browser.type_into("#file", big.to_str().unwrap()).await;
     browser.click("#upload-form button[type=submit]").await;
     browser
-        .wait_for(
-            "the size-limit message",
-            "!document.getElementById('upload-error').hidden",
-        )
+        .wait_for("the size-limit message", UPLOAD_ERROR_SHOWN)
         .await;
     let refused = browser.text("#upload-error").await;
     assert!(
@@ -388,6 +387,26 @@ async fn a_person_registers_uploads_a_csv_and_reads_its_profile() {
         "{refused}"
     );
     browser.check_page("upload-too-large").await;
+
+    // The same file from a page that believes in a larger limit: the server refuses it (413,
+    // or the connection closed early) and the page says why.
+    browser
+        .eval("document.getElementById('upload-form').dataset.maxBytes = String(64 << 20); document.getElementById('upload-error').textContent = ''; return true;")
+        .await;
+    browser.click("#upload-form button[type=submit]").await;
+    browser
+        .wait_for(
+            "the upload to fail",
+            "document.getElementById('upload-form').dataset.state === 'failed'",
+        )
+        .await;
+    let refused = browser.text("#upload-error").await;
+    assert!(refused.starts_with("The upload failed"), "{refused}");
+    assert!(refused.contains("limit"), "{refused}");
+    browser.check_page("upload-refused-by-the-server").await;
+    browser
+        .eval("document.getElementById('upload-form').dataset.maxBytes = String(262144); return true;")
+        .await;
 
     // A CSV under the limit: the progress bar fills, and the page links to the file.
     let small = files.path().join("people.csv");
@@ -411,6 +430,10 @@ async fn a_person_registers_uploads_a_csv_and_reads_its_profile() {
             .await
             .contains("Uploaded “people.csv”")
     );
+    // The list below is refreshed in place.
+    browser
+        .wait_for("the list to show the upload", "(document.getElementById('file-table') || {textContent: ''}).textContent.includes('people.csv')")
+        .await;
     browser.check_page("uploaded").await;
 
     browser.click("#uploaded-link").await;

@@ -27,11 +27,12 @@
     return unit === 0 ? bytes + " bytes" : value.toFixed(1) + " " + units[unit];
   }
 
+  // Live regions stay in the page (an empty one takes no room, see app.css): a region that
+  // appears together with its text is not reliably announced.
   function show(element, text, extra) {
     if (!element) return;
     element.textContent = text;
     if (extra) element.append(" ", extra);
-    element.hidden = !text;
   }
 
   function loginLink() {
@@ -70,8 +71,24 @@
 
   // ---- Upload with a progress bar -------------------------------------------------------------
 
+  // The list as the server renders it now, in place of the one on the page (after an upload).
+  async function refreshList() {
+    const response = await fetch(window.location.pathname + window.location.search, {
+      headers: { accept: "text/html" },
+    }).catch(() => null);
+    if (!response || !response.ok) return;
+    const fresh = new DOMParser()
+      .parseFromString(await response.text(), "text/html")
+      .getElementById("files-section");
+    const current = document.getElementById("files-section");
+    if (!fresh || !current) return;
+    current.replaceWith(fresh);
+    setUpDeletes();
+  }
+
   function setUpUpload(form) {
-    const maxBytes = Number(form.dataset.maxBytes || 0);
+    // Read when used: a test (or a page left open across a configuration change) may change it.
+    const limit = () => Number(form.dataset.maxBytes || 0);
     const input = form.querySelector("input[type=file]");
     const bar = document.getElementById("upload-progress");
     const percent = document.getElementById("upload-percent");
@@ -81,13 +98,13 @@
 
     function tooLarge(file) {
       return "“" + file.name + "” is " + humanBytes(file.size) + ", more than the limit of " +
-        humanBytes(maxBytes) + ": it was not sent.";
+        humanBytes(limit()) + ": it was not sent.";
     }
 
     input.addEventListener("change", () => {
       show(error, "");
       const file = input.files[0];
-      if (file && maxBytes && file.size > maxBytes) show(error, tooLarge(file));
+      if (file && limit() && file.size > limit()) show(error, tooLarge(file));
     });
 
     form.addEventListener("submit", (event) => {
@@ -99,7 +116,7 @@
         show(error, "Choose a file first.");
         return;
       }
-      if (maxBytes && file.size > maxBytes) {
+      if (limit() && file.size > limit()) {
         show(error, tooLarge(file));
         return;
       }
@@ -137,6 +154,7 @@
           link.textContent = "Open it";
           show(status, "Uploaded “" + file.name + "” (" + humanBytes(file.size) + ").", link);
           input.value = "";
+          refreshList();
           return;
         }
         form.dataset.state = "failed";
@@ -156,7 +174,7 @@
         percent.textContent = "";
         show(status, "");
         show(error, "The upload failed: the connection was closed before an answer. Files can be " +
-          "up to " + humanBytes(maxBytes) + "; if it is smaller, retry in a moment.");
+          "up to " + humanBytes(limit()) + "; if it is smaller, retry in a moment.");
       });
       xhr.send(data);
     });

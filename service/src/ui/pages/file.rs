@@ -8,11 +8,10 @@ use axum::response::Response;
 use csv_profile::Profile;
 use futures::StreamExt;
 use maud::html;
-use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
 use super::error::{UiError, html as html_response};
-use super::layout::{human_bytes, page};
+use super::layout::{human_bytes, page, when};
 use super::profile;
 use crate::auth::AuthenticatedUser;
 use crate::db::{files, jobs};
@@ -56,14 +55,13 @@ pub async fn show(
         .as_ref()
         .filter(|job| job.status == jobs::QUEUED || job.status == jobs::RUNNING);
     let failed = latest.as_ref().filter(|job| job.status == jobs::FAILED);
-    let created = file.created_at.format(&Rfc3339).unwrap_or_default();
     let body = html! {
         p { a href="/files" { "← All files" } }
         h1 { (file.name) }
         dl .facts {
             dt { "Size" } dd { (human_bytes(u64::try_from(file.size).unwrap_or(0))) " (" (file.size) " bytes)" }
             dt { "Content type" } dd { (file.content_type) }
-            dt { "Uploaded" } dd { time datetime=(created) { (created) } }
+            dt { "Uploaded" } dd { (when(file.created_at)) }
             dt { "SHA-256" } dd { code { (file.sha256) } }
         }
         p { a .button href={ "/api/v1/files/" (file.id) "/content" } download { "Download" } }
@@ -79,7 +77,7 @@ pub async fn show(
                 p #job-status role="status" aria-live="polite" {
                     @if let Some(job) = active { "The profile is " (job.status) "…" }
                 }
-                div #job-error .error role="alert" hidden[failed.is_none()] {
+                div #job-error .error role="alert" {
                     @if let Some(job) = failed {
                         "The last profile failed: " (job.error.as_deref().unwrap_or("no reason recorded"))
                     }

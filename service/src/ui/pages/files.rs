@@ -6,10 +6,9 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use maud::html;
-use time::format_description::well_known::Rfc3339;
 
 use super::error::{UiError, html as html_response};
-use super::layout::{human_bytes, page};
+use super::layout::{human_bytes, page, when};
 use crate::auth::AuthenticatedUser;
 use crate::db::files::{self, FileRow};
 use crate::error::ApiError;
@@ -53,13 +52,13 @@ pub async fn list(
                 progress #upload-progress max="100" value="0" hidden {}
                 span #upload-percent .hint aria-hidden="true" {}
             }
-            div #upload-status .notice role="status" aria-live="polite" hidden {}
-            div #upload-error .error role="alert" hidden {}
+            div #upload-status .notice role="status" aria-live="polite" {}
+            div #upload-error .error role="alert" {}
         }
-        section aria-labelledby="files-heading" {
+        section #files-section aria-labelledby="files-heading" {
             h2 #files-heading { "Files" }
-            div #list-status .notice role="status" aria-live="polite" hidden {}
-            div #list-error .error role="alert" hidden {}
+            div #list-status .notice role="status" aria-live="polite" {}
+            div #list-error .error role="alert" {}
             @if rows.is_empty() {
                 p { @if first_page { "No files yet: upload one above." } @else { "No more files." } }
             } @else {
@@ -77,9 +76,7 @@ pub async fn list(
                                 tr {
                                     td { a href={ "/files/" (row.id) } { (row.name) } }
                                     td .num { (human_bytes(u64::try_from(row.size).unwrap_or(0))) }
-                                    td { time datetime=(row.created_at.format(&Rfc3339).unwrap_or_default()) {
-                                        (row.created_at.format(&Rfc3339).unwrap_or_default())
-                                    } }
+                                    td { (when(row.created_at)) }
                                     td { div .actions {
                                         a href={ "/api/v1/files/" (row.id) "/content" } download {
                                             "Download" span .visually-hidden { " " (row.name) }

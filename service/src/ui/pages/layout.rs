@@ -3,6 +3,8 @@
 
 use axum::http::StatusCode;
 use maud::{DOCTYPE, Markup, html};
+use time::format_description::well_known::Rfc3339;
+use time::{OffsetDateTime, UtcOffset};
 
 use crate::ui::assets::asset_url;
 
@@ -49,6 +51,16 @@ pub fn error_page(status: StatusCode, detail: &str) -> Markup {
             p { a href="/files" { "Back to your files" } " · " a href="/login" { "Log in" } }
         },
     )
+}
+
+/// A time for people (`2026-12-04 04:15 UTC`) in a `time` element that has it exactly.
+pub fn when(at: OffsetDateTime) -> Markup {
+    let utc = at.to_offset(UtcOffset::UTC);
+    html! {
+        time datetime=(utc.format(&Rfc3339).unwrap_or_default()) {
+            (utc.date()) " " (format!("{:02}:{:02}", utc.hour(), utc.minute())) " UTC"
+        }
+    }
 }
 
 /// `bytes` for people: `1.5 MiB`.

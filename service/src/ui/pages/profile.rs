@@ -37,17 +37,21 @@ pub fn render(file_name: &str, profile: &Profile) -> Markup {
                     th scope="col" .num { "Max" }
                     th scope="col" .num { "Mean" }
                     th scope="col" .num { "Std dev" }
+                    th scope="col" { "Distribution" }
                     th scope="col" .num { "p25" }
                     th scope="col" .num { "p50" }
                     th scope="col" .num { "p75" }
                     th scope="col" .num { "p95" }
                     th scope="col" .num { "Length" }
-                    th scope="col" { "Distribution" }
                 } }
                 tbody {
                     @for column in &profile.column_profiles { (row(column)) }
                 }
             }
+        }
+        p .hint {
+            "Distribution: the whiskers span min to max, the box p25 to p75, the bar is the "
+            "median and the dot p95 (quantiles are estimates within 1 %)."
         }
     }
 }
@@ -65,6 +69,7 @@ fn row(column: &ColumnProfile) -> Markup {
             td .num { (scalar(column.max.as_ref())) }
             td .num { (number(column.mean)) }
             td .num { (number(column.std_dev)) }
+            td { (box_plot(column)) }
             td .num { (number(q.map(|q| q.p25))) }
             td .num { (number(q.map(|q| q.p50))) }
             td .num { (number(q.map(|q| q.p75))) }
@@ -76,7 +81,6 @@ fn row(column: &ColumnProfile) -> Markup {
                     _ => { "–" }
                 }
             }
-            td { (box_plot(column)) }
         }
     }
 }
