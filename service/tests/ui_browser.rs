@@ -468,9 +468,60 @@ async fn a_person_registers_uploads_a_csv_and_reads_its_profile() {
     assert!(browser.text("#file-table").await.contains("people.csv"));
     browser.check_page("files").await;
 
+    // Delete asks first, then removes the row.
+    browser.click("button.js-delete").await;
+    let question = testkit::wait_until("the confirmation", DEADLINE, || async {
+        browser.client.get_alert_text().await.ok()
+    })
+    .await;
+    assert!(question.contains("people.csv"), "{question}");
+    browser.client.accept_alert().await.expect("accept");
+    browser
+        .wait_for(
+            "the row to go",
+            "document.querySelectorAll('#file-table tbody tr').length === 0",
+        )
+        .await;
+    assert!(
+        browser
+            .text("#list-status")
+            .await
+            .contains("Deleted “people.csv”")
+    );
+
     browser.click("header form button[type=submit]").await;
     browser.wait_for_path("/login").await;
     browser.goto("/files").await;
+    browser.wait_for_path("/login").await;
+
+    // A session that ends while a page is open (logged out elsewhere): the page says so, with
+    // the way back.
+    browser.type_into("#username", &username).await;
+    browser.type_into("#password", PASSWORD).await;
+    browser.click("form button[type=submit]").await;
+    browser.wait_for_path("/files").await;
+    let ended = browser
+        .client
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             fetch('/api/v1/session', { method: 'DELETE' }).then(r => done(r.status));",
+            vec![],
+        )
+        .await
+        .expect("log out from the side");
+    assert_eq!(ended, json!(204));
+    browser.type_into("#file", small.to_str().unwrap()).await;
+    browser.click("#upload-form button[type=submit]").await;
+    browser
+        .wait_for("the 401 message", UPLOAD_ERROR_SHOWN)
+        .await;
+    let message = browser.text("#upload-error").await;
+    assert!(
+        message.contains("401") && message.contains("log in again"),
+        "{message}"
+    );
+    browser.check_page("session-ended").await;
+    browser.click("#upload-error a[href='/login']").await;
     browser.wait_for_path("/login").await;
 
     browser.client.close().await.expect("close the browser");

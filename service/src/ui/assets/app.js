@@ -173,8 +173,8 @@
         bar.hidden = true;
         percent.textContent = "";
         show(status, "");
-        show(error, "The upload failed: the connection was closed before an answer. Files can be " +
-          "up to " + humanBytes(limit()) + "; if it is smaller, retry in a moment.");
+        show(error, "The upload failed: the connection closed before an answer. The upload limit " +
+          "is " + humanBytes(limit()) + "; if the file is smaller, retry in a moment.");
       });
       xhr.send(data);
     });
