@@ -468,25 +468,47 @@ async fn a_person_registers_uploads_a_csv_and_reads_its_profile() {
     assert!(browser.text("#file-table").await.contains("people.csv"));
     browser.check_page("files").await;
 
+    // A malformed CSV: the job fails, and the page says where, without a reload.
+    let ragged = files.path().join("ragged.csv");
+    std::fs::write(&ragged, "a,b,c\n1,2,3\n4,5\n6,7,8\n").expect("write the ragged CSV");
+    browser.type_into("#file", ragged.to_str().unwrap()).await;
+    browser.click("#upload-form button[type=submit]").await;
+    browser.click("#uploaded-link").await;
+    browser.click("#run-profile").await;
+    browser
+        .wait_for(
+            "the failure",
+            "document.getElementById('job-error').textContent !== ''",
+        )
+        .await;
+    let failure = browser.text("#job-error").await;
+    assert!(
+        failure.starts_with("The profile failed") && failure.contains("line 3"),
+        "{failure}"
+    );
+    browser.check_page("profile-failed").await;
+    browser.goto("/files").await;
+
     // Delete asks first, then removes the row.
     browser.click("button.js-delete").await;
     let question = testkit::wait_until("the confirmation", DEADLINE, || async {
         browser.client.get_alert_text().await.ok()
     })
     .await;
-    assert!(question.contains("people.csv"), "{question}");
+    // Newest first: the ragged file is the first row.
+    assert!(question.contains("ragged.csv"), "{question}");
     browser.client.accept_alert().await.expect("accept");
     browser
         .wait_for(
             "the row to go",
-            "document.querySelectorAll('#file-table tbody tr').length === 0",
+            "document.querySelectorAll('#file-table tbody tr').length === 1",
         )
         .await;
     assert!(
         browser
             .text("#list-status")
             .await
-            .contains("Deleted “people.csv”")
+            .contains("Deleted “ragged.csv”")
     );
 
     browser.click("header form button[type=submit]").await;

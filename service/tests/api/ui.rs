@@ -130,6 +130,13 @@ async fn the_forms_register_log_in_and_out() {
     assert_eq!(login.status(), 303);
     assert_eq!(header(&login, LOCATION), "/files");
     let cookie = session_cookie(login.headers()).expect("a session cookie");
+    let again = app.get_as(&cookie, "/login").await;
+    assert_eq!(
+        again.status(),
+        303,
+        "the login page sends a signed-in user on"
+    );
+    assert_eq!(header(&again, LOCATION), "/files");
     let files = app.get_as(&cookie, "/files").await;
     assert_eq!(files.status(), 200);
     assert!(files.text().await.unwrap().contains(&username));

@@ -47,8 +47,15 @@ pub async fn root(user: Result<AuthenticatedUser, ApiError>) -> Result<Redirect,
     }
 }
 
+/// The form; with a session already, the files instead.
 #[tracing::instrument(skip_all)]
-pub async fn login_page(Query(query): Query<LoginQuery>) -> Response {
+pub async fn login_page(
+    user: Result<AuthenticatedUser, ApiError>,
+    Query(query): Query<LoginQuery>,
+) -> Response {
+    if user.is_ok() {
+        return Redirect::to("/files").into_response();
+    }
     let notice = query
         .registered
         .is_some()

@@ -59,7 +59,11 @@ pub async fn show(
         p { a href="/files" { "← All files" } }
         h1 { (file.name) }
         dl .facts {
-            dt { "Size" } dd { (human_bytes(u64::try_from(file.size).unwrap_or(0))) " (" (file.size) " bytes)" }
+            dt { "Size" }
+            dd {
+                (human_bytes(u64::try_from(file.size).unwrap_or(0)))
+                @if file.size >= 1024 { " (" (file.size) " bytes)" }
+            }
             dt { "Content type" } dd { (file.content_type) }
             dt { "Uploaded" } dd { (when(file.created_at)) }
             dt { "SHA-256" } dd { code { (file.sha256) } }
