@@ -210,6 +210,16 @@ impl Browser {
         std::fs::write(&file, png).expect("write the screenshot");
         println!("screenshot: {}", file.display());
 
+        // Nothing inline for the policy to block (or for an injected name to hide in).
+        let inline = self
+            .eval(
+                "return [...document.querySelectorAll('*')].filter(e =>
+                   e.hasAttribute('style') || (e.tagName === 'SCRIPT' && !e.src) ||
+                   [...e.attributes].some(a => a.name.startsWith('on'))).map(e => e.outerHTML);",
+            )
+            .await;
+        assert_eq!(inline, json!([]), "inline script or style on {name}");
+
         // Injected through WebDriver, which the page's Content-Security-Policy does not govern.
         self.client
             .execute(&self.axe, vec![])
