@@ -5,7 +5,7 @@
 use data_processor::ui::CONTENT_SECURITY_POLICY;
 use reqwest::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY as CSP, CONTENT_TYPE, LOCATION};
 
-use crate::helpers::{PASSWORD, TestApp, session_cookie, spawn_app, unique_name};
+use crate::helpers::{PASSWORD, TestApp, session_cookie, spawn_app, spawn_app_with, unique_name};
 use crate::jobs::{finished, start_job, upload};
 
 fn header(response: &reqwest::Response, name: impl reqwest::header::AsHeaderName) -> String {
@@ -290,4 +290,30 @@ async fn the_file_page_shows_the_profile_as_a_table() {
         .await
         .unwrap();
     assert!(older.contains("scores.csv") && !older.contains("second.csv"));
+}
+
+#[tokio::test]
+async fn a_throttled_login_form_says_so_with_retry_after() {
+    let app = spawn_app_with(&[
+        "--auth-rate-limit-per-minute",
+        "1",
+        "--auth-rate-limit-burst",
+        "1",
+    ])
+    .await;
+    let form = [("username", "nobody"), ("password", "wrong password!")];
+    assert_eq!(post_form(&app, "/login", &form).await.status(), 401);
+    let throttled = post_form(&app, "/login", &form).await;
+    assert_eq!(throttled.status(), 429);
+    assert_eq!(header(&throttled, CONTENT_TYPE), "text/html; charset=utf-8");
+    let retry_after: u64 = header(&throttled, "retry-after")
+        .parse()
+        .expect("Retry-After");
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    let page = throttled.text().await.unwrap();
+    assert!(
+        page.contains("too many requests from this address"),
+        "{page}"
+    );
+    assert!(page.contains("<form"), "the form is shown again: {page}");
 }
