@@ -124,7 +124,8 @@ impl ApiError {
         }
     }
 
-    fn detail(&self) -> String {
+    /// What went wrong, for people (the problem's `detail`; the UI shows it too).
+    pub fn detail(&self) -> String {
         match self {
             // Nothing internal leaves the process.
             ApiError::Internal(_) => "the server failed to handle the request".to_string(),

@@ -19,6 +19,7 @@ pub mod startup;
 pub mod state;
 pub mod storage;
 pub mod telemetry;
+pub mod ui;
 
 use std::time::Duration;
 

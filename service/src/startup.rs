@@ -30,6 +30,7 @@ use crate::sessions::{self, AppSessionStore};
 use crate::state::AppState;
 use crate::storage::{self, SharedStore, StorageError};
 use crate::telemetry::{self, RequestLine, RequestSpan};
+use crate::ui;
 
 /// Which replica answered (set on every response).
 pub const SERVED_BY: HeaderName = HeaderName::from_static("x-served-by");
@@ -288,6 +289,7 @@ pub fn build_router(state: AppState, session_store: AppSessionStore) -> Router {
         drain::close_connections_while_draining,
     );
     routes::router(state.config.request_timeout)
+        .merge(ui::router(state.config.request_timeout))
         .with_state(state)
         .layer(
             ServiceBuilder::new()

@@ -101,6 +101,29 @@ pub async fn list(
     TABLE.page(db, user_id, before, limit).await
 }
 
+/// `user_id`'s newest job of `kind` on `file_id`, only among those in `status` when given (the
+/// UI's file page shows the latest run and the latest result).
+#[tracing::instrument(skip(db))]
+pub async fn latest_of_file(
+    db: &Db,
+    user_id: Uuid,
+    file_id: Uuid,
+    kind: &str,
+    status: Option<&str>,
+) -> Result<Option<JobRow>, DbError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM jobs WHERE user_id = $1 AND file_id = $2 AND kind = $3 \
+         AND ($4 IS NULL OR status = $4) ORDER BY id DESC LIMIT 1"
+    );
+    with_db!(db, pool => sqlx::query_as::<_, JobRow>(&sql)
+        .bind(user_id)
+        .bind(file_id)
+        .bind(kind)
+        .bind(status)
+        .fetch_optional(pool)
+        .await)
+}
+
 /// Result objects of `file_id`'s jobs (to delete with the file).
 #[tracing::instrument(skip(db))]
 pub async fn result_keys_of_file(db: &Db, file_id: Uuid) -> Result<Vec<String>, DbError> {

@@ -2,6 +2,8 @@
 //! send (OWASP "Verifying Origin With Standard Headers" and Fetch Metadata; the same rule as Go
 //! 1.25's `http.CrossOriginProtection`). No token is needed: the session cookie is also
 //! `SameSite=Lax`, and non-browser clients (which send neither header) cannot be forged.
+//! It wraps the whole router, so the UI's form posts (`/login`, `/register`, `/logout`) are
+//! checked the same way as the API's JSON requests.
 //!
 //! Hand-written because no maintained tower/axum crate implements the header-based check; the
 //! token-based crates need per-form tokens this JSON API has no place for.

@@ -1,6 +1,7 @@
 //! Makes every error response problem+json, including those produced outside our handlers
 //! (axum's 405, body-limit 413s, the session layer's 500 when saving fails). Responses that
-//! already are problem+json pass through untouched.
+//! already are problem+json pass through untouched, and so do the UI's HTML error pages (a
+//! person reads those; `ui` renders them with the same status).
 
 use axum::extract::Request;
 use axum::http::header;
@@ -27,7 +28,11 @@ pub async fn errors_as_problems(request: Request, next: Next) -> Response {
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|ct| ct.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
-    if is_problem {
+    let is_html = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|ct| ct.as_bytes().starts_with(b"text/html"));
+    if is_problem || is_html {
         return response;
     }
     if status.is_server_error() {

@@ -7,10 +7,10 @@
 mod files;
 mod health;
 mod jobs;
-mod pagination;
-mod session;
+pub(crate) mod pagination;
+pub(crate) mod session;
 mod spec;
-mod users;
+pub(crate) mod users;
 
 use std::time::Duration;
 

@@ -36,9 +36,17 @@ pub struct PageRequest {
 
 impl PageRequest {
     pub fn parse(query: Result<Query<PageQuery>, QueryRejection>) -> Result<Self, ApiError> {
+        Self::parse_with_default(query, DEFAULT_PAGE)
+    }
+
+    /// Like `parse`, with `default_limit` when the query names none (the UI's pages are shorter).
+    pub fn parse_with_default(
+        query: Result<Query<PageQuery>, QueryRejection>,
+        default_limit: u32,
+    ) -> Result<Self, ApiError> {
         let Query(query) =
             query.map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
-        let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+        let limit = query.limit.unwrap_or(default_limit);
         if !(1..=MAX_PAGE).contains(&limit) {
             return Err(ApiError::BadRequest(format!(
                 "limit must be between 1 and {MAX_PAGE}"

@@ -88,8 +88,37 @@ async fn log_in(
     session: Session,
     ApiJson(credentials): ApiJson<Credentials>,
 ) -> Result<(Extension<LoggedInUser>, ApiJson<SessionBody>), ApiError> {
+    let user = authenticate(
+        &state,
+        client,
+        &session,
+        &credentials.username,
+        credentials.password,
+    )
+    .await?;
+    Ok((
+        Extension(LoggedInUser(user.id)),
+        ApiJson(SessionBody {
+            user: UserBody {
+                id: user.id,
+                username: user.username,
+            },
+        }),
+    ))
+}
+
+/// Checks `username` and `password` under the lockout rules (see the module notes) and, when
+/// they match, starts an authenticated session on `session`. Shared by the API's login and the
+/// UI's login form, so both are throttled and counted alike.
+pub(crate) async fn authenticate(
+    state: &AppState,
+    client: std::net::IpAddr,
+    session: &Session,
+    username: &str,
+    password: String,
+) -> Result<users::UserRow, ApiError> {
     state.limits.check_rate(AuthRoute::LogIn, client)?;
-    let key = login_key(&credentials.username);
+    let key = login_key(username);
     let client_key = format!("client:{client}:user:{key}");
     let user_key = format!("user:{key}");
     let now = OffsetDateTime::now_utc().unix_timestamp();
@@ -113,7 +142,7 @@ async fn log_in(
     let user = users::find_by_username(&state.db, &key).await?;
     let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
     let permit = state.limits.hash_permit().await?;
-    let valid = password::verify(credentials.password, stored_hash, permit).await?;
+    let valid = password::verify(password, stored_hash, permit).await?;
     let Some(user) = user.filter(|_| valid) else {
         // Counted after the check: only failures slow the username down for everyone.
         login_throttle::count_attempt(&state.db, &user_key, now, window).await?;
@@ -122,16 +151,8 @@ async fn log_in(
     // The username-wide count is left to expire: a success must not let a guesser resume at
     // full speed.
     login_throttle::clear(&state.db, &client_key).await?;
-    auth::log_in(&session, &state, user.id, &user.username).await?;
-    Ok((
-        Extension(LoggedInUser(user.id)),
-        ApiJson(SessionBody {
-            user: UserBody {
-                id: user.id,
-                username: user.username,
-            },
-        }),
-    ))
+    auth::log_in(session, state, user.id, &user.username).await?;
+    Ok(user)
 }
 
 /// Who the session belongs to.

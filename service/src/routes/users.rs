@@ -72,9 +72,21 @@ async fn register(
     ClientIp(client): ClientIp,
     ApiJson(form): ApiJson<Registration>,
 ) -> Result<(StatusCode, ApiJson<UserBody>), ApiError> {
+    let user = create_account(&state, client, &form.username, &form.password).await?;
+    Ok((StatusCode::CREATED, ApiJson(user)))
+}
+
+/// Checks the registration rules and creates the account. Shared by the API and the UI's
+/// registration form, so both are rate limited alike.
+pub(crate) async fn create_account(
+    state: &AppState,
+    client: std::net::IpAddr,
+    username: &str,
+    password: &str,
+) -> Result<UserBody, ApiError> {
     state.limits.check_rate(AuthRoute::Register, client)?;
-    let username = Username::parse(&form.username)?;
-    let password = Password::parse(&form.password)?;
+    let username = Username::parse(username)?;
+    let password = Password::parse(password)?;
     let permit = state.limits.hash_permit().await?;
     let password_hash = password.hash(permit).await?;
     let id = Uuid::new_v4();
@@ -95,11 +107,8 @@ async fn register(
         }
         Err(e) => return Err(e.into()),
     }
-    Ok((
-        StatusCode::CREATED,
-        ApiJson(UserBody {
-            id,
-            username: username.to_string(),
-        }),
-    ))
+    Ok(UserBody {
+        id,
+        username: username.to_string(),
+    })
 }

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, WAIT, assert_problem, json, spawn_app, spawn_app_with, unique_name};
 
-async fn upload(app: &TestApp, cookie: &str, name: &str, body: &'static str) -> Value {
+pub async fn upload(app: &TestApp, cookie: &str, name: &str, body: &'static str) -> Value {
     let response = app
         .client
         .post(app.url(&format!("/api/v1/files?name={name}")))
@@ -19,7 +19,7 @@ async fn upload(app: &TestApp, cookie: &str, name: &str, body: &'static str) -> 
     json(response).await
 }
 
-async fn start_job(app: &TestApp, cookie: &str, file_id: &str) -> Value {
+pub async fn start_job(app: &TestApp, cookie: &str, file_id: &str) -> Value {
     let response = app
         .client
         .post(app.url(&format!("/api/v1/files/{file_id}/jobs")))
@@ -52,7 +52,7 @@ async fn get_job(app: &TestApp, cookie: &str, id: &str) -> reqwest::Response {
 }
 
 /// Polls the job until it is no longer queued or running.
-async fn finished(app: &TestApp, cookie: &str, id: &str) -> Value {
+pub async fn finished(app: &TestApp, cookie: &str, id: &str) -> Value {
     testkit::wait_until("the job to finish", WAIT, || async {
         let job = json(get_job(app, cookie, id).await).await;
         (job["status"] != "queued" && job["status"] != "running").then_some(job)

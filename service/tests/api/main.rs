@@ -14,4 +14,5 @@ mod openapi;
 mod outage;
 mod problems;
 mod session;
+mod ui;
 mod users;
