@@ -95,7 +95,10 @@ async fn logs_since_and_deployment_read_only_the_asked_lines() {
 
 /// Reads `child`'s stdout lines on a thread, into the returned channel.
 fn lines_of(child: &mut Child) -> mpsc::Receiver<String> {
-    let out = child.stdout.take().expect("piped stdout");
+    read_lines(child.stdout.take().expect("piped stdout"))
+}
+
+fn read_lines(out: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(out).lines().map_while(Result::ok) {
@@ -105,6 +108,13 @@ fn lines_of(child: &mut Child) -> mpsc::Receiver<String> {
         }
     });
     rx
+}
+
+/// Ctrl-C.
+fn interrupt(child: &Child) {
+    let pid = child.id().to_string();
+    let kill = Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    assert!(kill.success());
 }
 
 /// Collects lines until one contains `needle` (or the deadline passes: then fails).
@@ -150,9 +160,7 @@ async fn logs_follow_prints_each_new_line_once_and_stops_on_ctrl_c() {
         until(&rx, "second", &mut got);
     }
 
-    let pid = child.id().to_string();
-    let kill = Command::new("kill").args(["-INT", &pid]).status().unwrap();
-    assert!(kill.success());
+    interrupt(&child);
     let status = child.wait().expect("deployer ends on SIGINT");
     assert_eq!(status.code(), Some(0), "Ctrl-C ends following cleanly");
     got.extend(rx.try_iter());
@@ -220,4 +228,29 @@ async fn run_on_moto_stops_the_task_at_the_deadline_and_says_so() {
     let t = the_run_task(&stage, DesiredStatus::Stopped).await;
     assert_eq!(t.last_status(), Some("STOPPED"));
     assert_eq!(t.stopped_reason(), Some("deployer: deadline passed"));
+}
+
+#[tokio::test]
+async fn run_interrupted_stops_the_task_and_says_so() {
+    let stage = released().await;
+    stage.add_container_instances(1).await;
+    stage.hold_tasks_running().await;
+
+    let mut child = stage.spawn(&["run", "--", "migrate"], &[]);
+    let stderr = read_lines(child.stderr.take().expect("piped stderr"));
+    let mut got = Vec::new();
+    until(&stderr, ": RUNNING", &mut got);
+    interrupt(&child);
+    let status = child.wait().expect("deployer ends on SIGINT");
+    got.extend(stderr.iter());
+
+    assert_eq!(status.code(), Some(exit::INTERRUPTED), "{got:?}");
+    let t = the_run_task(&stage, DesiredStatus::Stopped).await;
+    assert_eq!(t.stopped_reason(), Some("deployer: interrupted"));
+    let id = t.task_arn().unwrap().rsplit('/').next().unwrap();
+    assert!(
+        got.iter()
+            .any(|l| l == &format!("error: interrupted; deployer stopped task {id} (StopTask)")),
+        "{got:?}"
+    );
 }

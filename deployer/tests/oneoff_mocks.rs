@@ -368,6 +368,15 @@ async fn a_failed_migration_stops_the_release_with_nothing_updated() {
 #[tokio::test]
 async fn a_passing_migration_lets_the_release_proceed() {
     let stage = released().await;
+    let plan = stage.run_with(
+        &["plan", "--image", &image(2)],
+        &[("DEPLOYER__RELEASE__MIGRATE", "true")],
+    );
+    let text = String::from_utf8_lossy(&plan.stdout);
+    assert!(
+        text.contains("migration: run `data-processor migrate` as a one-off task of data-processor-task:(new revision) before the service is updated; a failure stops the release"),
+        "{text}"
+    );
 
     let summary = match release_with_migration(&stage, &[]).await {
         Ok(s) => s,
