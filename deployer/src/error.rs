@@ -146,7 +146,7 @@ impl DeployError {
             DeployError::Lock(LockError::Aws(_)) => exit::AWS,
             DeployError::Lock(LockError::Held(_)) => exit::LOCKED,
             DeployError::Task(e) => match e {
-                TaskError::Aws(_) => exit::AWS,
+                TaskError::Aws(_) | TaskError::Lost { .. } => exit::AWS,
                 TaskError::NeverRan { .. } => exit::TASK_NEVER_RAN,
                 TaskError::TimedOut { .. } => exit::TIMED_OUT,
                 TaskError::Interrupted { .. } => exit::INTERRUPTED,

@@ -126,6 +126,15 @@ pub enum TaskError {
     },
     #[error("interrupted; deployer stopped task {task} (StopTask)")]
     Interrupted { task: String },
+    /// DescribeTasks failed (after the retries) while the task ran: deployer cannot tell how
+    /// it ends, so it tries to stop it rather than leave it running unwatched.
+    #[error("lost track of task {task}: {error}; {what}")]
+    Lost {
+        task: String,
+        error: AwsError,
+        /// `deployer stopped it (StopTask)`, or how to stop it by hand.
+        what: String,
+    },
 }
 
 impl TaskError {
@@ -191,7 +200,23 @@ pub async fn run_to_end(
     tokio::pin!(cancel);
     let mut last_status = String::new();
     loop {
-        let task = describe(ecs, &req.cluster, &arn).await?;
+        let task = match describe(ecs, &req.cluster, &arn).await {
+            Ok(t) => t,
+            Err(error) => {
+                let what = match stop(ecs, &req.cluster, &arn, "deployer: lost track of it").await {
+                    Ok(()) => "deployer stopped it (StopTask)".to_string(),
+                    Err(e) => format!(
+                        "it may still be running ({e}): aws ecs stop-task --cluster {} --task {id}",
+                        req.cluster
+                    ),
+                };
+                return Err(TaskError::Lost {
+                    task: id,
+                    error,
+                    what,
+                });
+            }
+        };
         let status = task.last_status().unwrap_or_default().to_string();
         if status != last_status {
             progress.step(format!("task {id}: {status}"));

@@ -9,9 +9,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_ecs::Client as Ecs;
-use aws_sdk_ecs::operation::describe_tasks::DescribeTasksOutput;
+use aws_sdk_ecs::operation::describe_tasks::{DescribeTasksError, DescribeTasksOutput};
 use aws_sdk_ecs::operation::run_task::{RunTaskInput, RunTaskOutput};
-use aws_sdk_ecs::types::{Container, Failure, Task, TaskStopCode};
+use aws_sdk_ecs::types::error::AccessDeniedException;
+use aws_sdk_ecs::types::{Container, DesiredStatus, Failure, Task, TaskStopCode};
 use aws_smithy_mocks::{MockResponseInterceptor, Rule, RuleMode, mock};
 use common::{Stage, image, millis_ago, stream_of};
 use deployer::aws::Aws;
@@ -213,19 +214,8 @@ async fn a_task_that_never_ran_is_one_line_and_its_own_exit_code() {
     });
     let aws = aws(&stage, &[&start, &pull_failed]);
     let config = stage.config(&config_vars(false)).await;
-    let progress = Progress::new(OutputFormat::Json);
 
-    let err = deployer::run::run(
-        &aws,
-        &config,
-        vec!["migrate".into()],
-        Duration::from_secs(30),
-        &progress,
-        |_| {},
-        std::future::pending(),
-    )
-    .await
-    .unwrap_err();
+    let err = run_failing(&aws, &config).await;
     let text = err.to_string();
     assert_eq!(err.exit_code(), exit::TASK_NEVER_RAN, "{text}");
     assert_eq!(text.lines().count(), 1, "{text}");
@@ -252,9 +242,19 @@ async fn a_task_run_task_refuses_never_ran() {
     let aws = aws(&stage, &[&refused]);
     let config = stage.config(&config_vars(false)).await;
 
-    let err = deployer::run::run(
-        &aws,
-        &config,
+    let err = run_failing(&aws, &config).await;
+    assert_eq!(err.exit_code(), exit::TASK_NEVER_RAN, "{err}");
+    assert_eq!(
+        err.to_string(),
+        "task (none started) never ran: RunTask: RESOURCE:MEMORY"
+    );
+}
+
+/// `deployer run -- migrate` in this process, expected to fail.
+async fn run_failing(aws: &Aws, config: &deployer::config::Config) -> DeployError {
+    deployer::run::run(
+        aws,
+        config,
         vec!["migrate".into()],
         Duration::from_secs(30),
         &Progress::new(OutputFormat::Json),
@@ -262,12 +262,7 @@ async fn a_task_run_task_refuses_never_ran() {
         std::future::pending(),
     )
     .await
-    .unwrap_err();
-    assert_eq!(err.exit_code(), exit::TASK_NEVER_RAN, "{err}");
-    assert_eq!(
-        err.to_string(),
-        "task (none started) never ran: RunTask: RESOURCE:MEMORY"
-    );
+    .unwrap_err()
 }
 
 /// `release --image image(2)` in this process, with `[release] migrate = true`.
@@ -412,5 +407,49 @@ async fn a_passing_migration_lets_the_release_proceed() {
     assert_eq!(
         tasks[0].overrides().unwrap().container_overrides()[0].command(),
         ["migrate"]
+    );
+}
+
+/// DescribeTasks refused while the task runs: deployer cannot see how it ends, so it stops it
+/// (on moto, for real) instead of leaving it running unwatched.
+#[tokio::test]
+async fn a_task_deployer_loses_sight_of_is_stopped() {
+    let stage = released().await;
+    stage.hold_tasks_running().await;
+    let denied = mock!(Ecs::describe_tasks).then_error(|| {
+        DescribeTasksError::AccessDeniedException(
+            AccessDeniedException::builder()
+                .message("not allowed to describe tasks")
+                // What the SDK reads an error's code and message from, as from a real answer.
+                .meta(
+                    aws_smithy_types::error::ErrorMetadata::builder()
+                        .code("AccessDeniedException")
+                        .message("not allowed to describe tasks")
+                        .build(),
+                )
+                .build(),
+        )
+    });
+    let aws = aws(&stage, &[&denied]);
+    let config = stage.config(&config_vars(false)).await;
+
+    let err = run_failing(&aws, &config).await;
+
+    let text = err.to_string();
+    assert_eq!(err.exit_code(), exit::AWS, "{text}");
+    let tasks = stage
+        .tasks_started_by("deployer/run", Some(DesiredStatus::Stopped))
+        .await;
+    assert_eq!(tasks.len(), 1, "{tasks:?}");
+    assert_eq!(
+        tasks[0].stopped_reason(),
+        Some("deployer: lost track of it")
+    );
+    let id = tasks[0].task_arn().unwrap().rsplit('/').next().unwrap();
+    assert_eq!(
+        text,
+        format!(
+            "lost track of task {id}: ecs:DescribeTasks failed: AccessDeniedException: not allowed to describe tasks; deployer stopped it (StopTask)"
+        )
     );
 }

@@ -55,10 +55,14 @@ pub async fn collect(
     if let Some(l) = logs {
         let client = l.source.client(l.client);
         for t in &mut report.stopped_tasks {
-            t.last_log_lines = match logs::last_lines(&client, l.source, &t.task, LOG_LINES).await {
-                Ok(lines) => lines,
-                Err(e) => vec![format!("(log lines unavailable: {e})")],
-            };
+            match logs::last_lines(&client, l.source, &t.task, LOG_LINES).await {
+                Ok(lines) => t.last_log_lines = lines,
+                // Said once: the next task's call would wait out the same timeouts.
+                Err(e) => {
+                    t.last_log_lines = vec![format!("(log lines unavailable: {e})")];
+                    break;
+                }
+            }
         }
     }
     if let Some(tg) = target_group_arn {
