@@ -84,7 +84,8 @@ pub struct Plan {
     pub service_diff: String,
     #[serde(skip)]
     pub desired_service: ServiceSpec,
-    /// `[release] migrate` and a deployment to start: the migration task `release` runs first.
+    /// `[release] migrate` and a deployment of another revision to start: the migration task
+    /// `release` runs first.
     pub migration: Option<String>,
     pub scaling_diff: String,
     #[serde(skip)]
@@ -143,7 +144,17 @@ pub fn compute(config: &Config, image: &str, live: &LiveState) -> Plan {
         service
     };
 
-    let migration = (config.release.migrate && service != ServiceAction::Unchanged).then(|| {
+    // Only a deployment of another revision can need a migration; `release` runs it exactly
+    // when the plan says so.
+    let running = live
+        .service
+        .as_ref()
+        .and_then(|s| s.task_definition())
+        .map(taskdef::short_name);
+    let migration = (config.release.migrate
+        && service != ServiceAction::Unchanged
+        && running != Some(td_name.as_str()))
+    .then(|| {
         format!(
             "run `data-processor {}` as a one-off task of {td_name} before the service is {}; a failure stops the release",
             crate::config::MIGRATE_COMMAND.join(" "),

@@ -159,8 +159,9 @@ async fn deploy(
     };
     let spec = ServiceSpec::desired(config, &revision.arn);
     // Migrations run before anything the running tasks could notice changes, and only when the
-    // release starts a deployment; a failed one leaves no trace but its task.
-    let migration = if config.release.migrate && plan.service != ServiceAction::Unchanged {
+    // release deploys another revision (the plan says so); a failed one leaves no trace but its
+    // task.
+    let migration = if plan.migration.is_some() {
         match migrate(aws, config, &live, &spec, &revision, progress).await {
             Ok(stopped) => Some(stopped),
             Err(e) => return Err(abandon(aws, config, &revision, registered, e).await.into()),

@@ -270,9 +270,21 @@ async fn release_with_migration(
     stage: &Stage,
     rules: &[&Rule],
 ) -> Result<serde_json::Value, ReleaseError> {
+    release_of(stage, rules, 2, &[]).await
+}
+
+/// `release --image image(n)` in this process, with `[release] migrate = true` and `extra`.
+async fn release_of(
+    stage: &Stage,
+    rules: &[&Rule],
+    n: u8,
+    extra: &[(&'static str, &'static str)],
+) -> Result<serde_json::Value, ReleaseError> {
     let aws = aws(stage, rules);
-    let config = stage.config(&config_vars(true)).await;
-    let pinned = PublishedImage::parse_pinned(&image(2)).expect("a pinned image");
+    let mut vars = config_vars(true);
+    vars.extend_from_slice(extra);
+    let config = stage.config(&vars).await;
+    let pinned = PublishedImage::parse_pinned(&image(n)).expect("a pinned image");
     release(
         &aws,
         &config,
@@ -451,5 +463,32 @@ async fn a_task_deployer_loses_sight_of_is_stopped() {
         format!(
             "lost track of task {id}: ecs:DescribeTasks failed: AccessDeniedException: not allowed to describe tasks; deployer stopped it (StopTask)"
         )
+    );
+}
+
+/// A release that changes service settings but not the revision runs no migration.
+#[tokio::test]
+async fn the_same_revision_needs_no_migration() {
+    let stage = released().await;
+
+    let summary = match release_of(
+        &stage,
+        &[],
+        1,
+        &[("DEPLOYER__SERVICE__HEALTH_CHECK_GRACE_PERIOD", "90s")],
+    )
+    .await
+    {
+        Ok(s) => s,
+        Err(ReleaseError::Other(e)) => panic!("{e}"),
+        Err(ReleaseError::Failed(f)) => panic!("{}", f.text),
+    };
+
+    assert_eq!(summary["service"], "update", "{summary}");
+    assert_eq!(summary["task_definition"], "data-processor-task:1");
+    assert!(summary["migration"].is_null(), "{summary}");
+    assert_eq!(
+        stage.tasks_started_by("deployer/migrate", None).await,
+        vec![]
     );
 }
