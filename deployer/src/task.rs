@@ -400,3 +400,72 @@ pub async fn stop(
         .map_err(aws_err("ecs:StopTask"))?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_ecs::types::{AssignPublicIp, AwsVpcConfiguration, Deployment};
+
+    use super::*;
+
+    fn network(subnet: &str) -> NetworkConfiguration {
+        NetworkConfiguration::builder()
+            .awsvpc_configuration(
+                AwsVpcConfiguration::builder()
+                    .subnets(subnet)
+                    .security_groups("sg-1")
+                    .assign_public_ip(AssignPublicIp::Disabled)
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+    }
+
+    #[test]
+    fn a_one_off_task_is_placed_like_the_primary_deployment() {
+        let service = Service::builder()
+            .launch_type(LaunchType::Fargate)
+            .platform_version("1.3.0")
+            .network_configuration(network("subnet-old"))
+            .deployments(
+                Deployment::builder()
+                    .status("ACTIVE")
+                    .network_configuration(network("subnet-older"))
+                    .build(),
+            )
+            .deployments(
+                Deployment::builder()
+                    .status("PRIMARY")
+                    .capacity_provider_strategy(
+                        CapacityProviderStrategyItem::builder()
+                            .capacity_provider("FARGATE_SPOT")
+                            .weight(1)
+                            .build()
+                            .unwrap(),
+                    )
+                    .platform_version("1.4.0")
+                    .network_configuration(network("subnet-new"))
+                    .build(),
+            )
+            .build();
+        let req = TaskRequest::like_service(&service, "c", "td:2", "app", vec!["x".into()], "s");
+        assert_eq!(req.launch_type, None, "RunTask takes one or the other");
+        assert_eq!(
+            req.capacity_provider_strategy[0].capacity_provider(),
+            "FARGATE_SPOT"
+        );
+        assert_eq!(req.platform_version.as_deref(), Some("1.4.0"));
+        assert_eq!(req.network, Some(network("subnet-new")));
+
+        // Without deployments listed: the service's own settings.
+        let plain = Service::builder()
+            .launch_type(LaunchType::Fargate)
+            .platform_version("1.3.0")
+            .network_configuration(network("subnet-old"))
+            .build();
+        let req = TaskRequest::like_service(&plain, "c", "td:2", "app", vec![], "s");
+        assert_eq!(req.launch_type, Some(LaunchType::Fargate));
+        assert!(req.capacity_provider_strategy.is_empty());
+        assert_eq!(req.platform_version.as_deref(), Some("1.3.0"));
+        assert_eq!(req.network, Some(network("subnet-old")));
+    }
+}
