@@ -9,7 +9,7 @@ use aws_smithy_runtime_api::client::result::SdkError;
 
 use crate::config::{AwsSection, Config};
 
-/// The five clients `deployer` needs. Tests build this from mocked clients.
+/// The clients `deployer` needs. Tests build this from mocked clients.
 #[derive(Clone, Debug)]
 pub struct Aws {
     pub ecr: aws_sdk_ecr::Client,
@@ -17,6 +17,8 @@ pub struct Aws {
     pub scaling: aws_sdk_applicationautoscaling::Client,
     pub cloudwatch: aws_sdk_cloudwatch::Client,
     pub elb: aws_sdk_elasticloadbalancingv2::Client,
+    /// The tasks' log lines (`run`, `logs`, failure reports).
+    pub logs: aws_sdk_cloudwatchlogs::Client,
 }
 
 impl Aws {
@@ -32,6 +34,7 @@ impl Aws {
             scaling: aws_sdk_applicationautoscaling::Client::new(shared),
             cloudwatch: aws_sdk_cloudwatch::Client::new(shared),
             elb: aws_sdk_elasticloadbalancingv2::Client::new(shared),
+            logs: aws_sdk_cloudwatchlogs::Client::new(shared),
         }
     }
 }

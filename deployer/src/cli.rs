@@ -12,6 +12,8 @@ use crate::ecs::rollout::ReleaseError;
 use crate::error::{DeployError, exit};
 use crate::image::{ImagePublisher, OciPublisher, PublishedImage, resolve_target};
 use crate::infra::{self, InfraError, stack::StackClients};
+use crate::logs::LogLine;
+use crate::logtail::LogsArgs;
 use crate::plan;
 use crate::progress::{OutputFormat, Progress};
 use crate::release::{ImageSource, release};
@@ -60,6 +62,30 @@ pub enum Command {
     },
     /// Deployments, counts, target health, autoscaling, alarms, events and the release ledger.
     Status,
+    /// Run CMD as a one-off task of the service's current revision (same image digest, the
+    /// service's network settings), stream its log lines, and exit with its container's exit
+    /// code. The image's entrypoint is the service binary, so CMD is its arguments, e.g.
+    /// `deployer run -- migrate`.
+    Run {
+        /// Stop the task (StopTask) and exit 6 when it runs longer than this.
+        #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+        /// The app container's command.
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
+    /// The CloudWatch Logs lines of the service's tasks (the task definition's awslogs options).
+    Logs {
+        /// Keep reading (every deployment.poll_interval) and print new lines until Ctrl-C.
+        #[arg(long)]
+        follow: bool,
+        /// Lines written this long ago or later.
+        #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+        since: std::time::Duration,
+        /// Only the tasks of this deployment (`ecs-svc/ID` or ID, as `deployer status` lists it).
+        #[arg(long)]
+        deployment: Option<String>,
+    },
     /// Go back to a known-good revision from the release ledger and follow that deployment.
     Rollback {
         /// Revision number or family:revision (default: the newest known-good one not running).
@@ -149,7 +175,7 @@ pub async fn run(cli: Cli) -> i32 {
                     };
                     let aws = Aws::from_shared(&shared);
                     let publisher = OciPublisher::new(&config.image);
-                    dispatch(command, &aws, &config, &publisher, &progress).await
+                    dispatch(command, &aws, &config, &publisher, &progress, format).await
                 }
             },
             Err(e) => Err(ReleaseError::Other(e)),
@@ -157,10 +183,12 @@ pub async fn run(cli: Cli) -> i32 {
     };
     progress.finish();
     match result {
+        // Nothing left to print: `run` printed the task's output, `logs --follow` its lines.
         Ok((text, value)) => {
             match format {
-                OutputFormat::Text => println!("{text}"),
-                OutputFormat::Json => println!("{value}"),
+                OutputFormat::Text if !text.is_empty() => println!("{text}"),
+                OutputFormat::Json if !value.is_null() => println!("{value}"),
+                _ => {}
             }
             exit::OK
         }
@@ -311,8 +339,56 @@ async fn dispatch<P: ImagePublisher>(
     config: &Config,
     publisher: &P,
     progress: &Progress,
+    format: OutputFormat,
 ) -> Result<Printed, ReleaseError> {
     match command {
+        Command::Run { timeout, command } => {
+            // The task's own output goes where a command's output goes: stdout, unless stdout
+            // is reserved for the JSON document.
+            let on_line = |l: &LogLine| {
+                let text = l.message.trim_end();
+                match format {
+                    OutputFormat::Text => progress.suspend(|| println!("{text}")),
+                    OutputFormat::Json => eprintln!("{text}"),
+                }
+            };
+            let s = crate::run::run(
+                aws,
+                config,
+                command,
+                timeout,
+                progress,
+                on_line,
+                crate::run::ctrl_c(),
+            )
+            .await?;
+            // stdout holds the task's own output; the verdict is progress.
+            progress.done(s.render());
+            Ok((String::new(), json!(s)))
+        }
+        Command::Logs {
+            follow,
+            since,
+            deployment,
+        } => {
+            let args = LogsArgs {
+                follow,
+                since,
+                deployment,
+            };
+            // Followed lines are printed as they come: as text, or one JSON object per line.
+            let on_line = |l: &LogLine| match format {
+                OutputFormat::Text => println!("{}", l.render()),
+                OutputFormat::Json => println!("{}", json!(l)),
+            };
+            let s =
+                crate::logtail::logs(aws, config, &args, progress, on_line, crate::run::ctrl_c())
+                    .await?;
+            if follow {
+                return Ok((String::new(), serde_json::Value::Null));
+            }
+            Ok((s.render(), json!(s)))
+        }
         Command::Release { image, lock } => {
             let source = match image {
                 Some(i) => ImageSource::Pinned(PublishedImage::parse_pinned(&i)?),

@@ -9,6 +9,7 @@ use crate::config::ConfigError;
 use crate::image::{ImageError, TargetError};
 use crate::infra::InfraError;
 use crate::lock::LockError;
+use crate::task::TaskError;
 
 /// Exit codes, documented in the README. A script can tell "fix the file" from "AWS said no"
 /// from "the new version does not come up".
@@ -35,6 +36,14 @@ pub mod exit {
     /// Another deployment (someone else's release or UpdateService) replaced ours before it
     /// finished; ours is not known-good, nor known to be broken.
     pub const SUPERSEDED: i32 = 10;
+    /// `deployer run`: the one-off task never ran (RunTask `failures`, or it stopped before its
+    /// container exited: CannotPullContainerError, missing secrets, no capacity).
+    pub const TASK_NEVER_RAN: i32 = 11;
+    /// `release` with `[release] migrate`: the migration task failed or never ran; the service
+    /// was not updated and the revision registered for it was deregistered.
+    pub const MIGRATION_FAILED: i32 = 12;
+    /// Interrupted (Ctrl-C); a one-off task that was running has been stopped.
+    pub const INTERRUPTED: i32 = 130;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +89,24 @@ pub enum DeployError {
         deployment_id: String,
         waited: String,
     },
+    #[error(transparent)]
+    Task(#[from] TaskError),
+    /// `deployer run`: the task ran and its container exited with `code` (not 0), which becomes
+    /// deployer's exit code.
+    #[error("task {task} exited with code {code}")]
+    TaskExited { task: String, code: i32 },
+    #[error(
+        "migration failed: {what}; service {service} not updated, nothing recorded in the ledger{deregistered}{lines}"
+    )]
+    MigrationFailed {
+        /// `task ID (family:rev) exited with code N`, or why it never ran.
+        what: String,
+        service: String,
+        /// `; revision family:N deregistered`, or empty when the revision was reused.
+        deregistered: String,
+        /// The last log lines, already formatted (`\nlast log lines:\n  ...`), or empty.
+        lines: String,
+    },
     #[error("{0}")]
     Other(String),
 }
@@ -118,6 +145,18 @@ impl DeployError {
             DeployError::Superseded { .. } => exit::SUPERSEDED,
             DeployError::Lock(LockError::Aws(_)) => exit::AWS,
             DeployError::Lock(LockError::Held(_)) => exit::LOCKED,
+            DeployError::Task(e) => match e {
+                TaskError::Aws(_) | TaskError::Lost { .. } => exit::AWS,
+                TaskError::NeverRan { .. } => exit::TASK_NEVER_RAN,
+                TaskError::TimedOut { .. } => exit::TIMED_OUT,
+                TaskError::Interrupted { .. } => exit::INTERRUPTED,
+            },
+            // A shell sees only the low 8 bits; a code that would read as success is 1.
+            DeployError::TaskExited { code, .. } => match code & 0xff {
+                0 => exit::OTHER,
+                c => c,
+            },
+            DeployError::MigrationFailed { .. } => exit::MIGRATION_FAILED,
             DeployError::Other(_) => exit::OTHER,
         }
     }

@@ -84,6 +84,9 @@ pub struct Plan {
     pub service_diff: String,
     #[serde(skip)]
     pub desired_service: ServiceSpec,
+    /// `[release] migrate` and a deployment of another revision to start: the migration task
+    /// `release` runs first.
+    pub migration: Option<String>,
     pub scaling_diff: String,
     #[serde(skip)]
     pub desired_scaling: scaling::ScalingSpec,
@@ -141,6 +144,28 @@ pub fn compute(config: &Config, image: &str, live: &LiveState) -> Plan {
         service
     };
 
+    // Only a deployment of another revision can need a migration; `release` runs it exactly
+    // when the plan says so.
+    let running = live
+        .service
+        .as_ref()
+        .and_then(|s| s.task_definition())
+        .map(taskdef::short_name);
+    let migration = (config.release.migrate
+        && service != ServiceAction::Unchanged
+        && running != Some(td_name.as_str()))
+    .then(|| {
+        format!(
+            "run `data-processor {}` as a one-off task of {td_name} before the service is {}; a failure stops the release",
+            crate::config::MIGRATE_COMMAND.join(" "),
+            if service == ServiceAction::Create {
+                "created"
+            } else {
+                "updated"
+            }
+        )
+    });
+
     let desired_scaling = scaling::ScalingSpec::desired(config);
     let scaling_diff = if autoscaled {
         diff(Some(&live.scaling.spec), &desired_scaling)
@@ -172,6 +197,7 @@ pub fn compute(config: &Config, image: &str, live: &LiveState) -> Plan {
         ),
         service,
         desired_service,
+        migration,
         scaling_diff,
         desired_scaling,
     }
@@ -227,6 +253,9 @@ impl Plan {
                 ));
                 out.push(indent(&self.service_diff));
             }
+        }
+        if let Some(m) = &self.migration {
+            out.push(format!("migration: {m}"));
         }
         if config.autoscaling.is_some() {
             if self.scaling_diff.is_empty() {

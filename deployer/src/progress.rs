@@ -103,6 +103,15 @@ impl Progress {
         }
     }
 
+    /// Runs `f` (which prints to stdout) with the spinner out of the way, so that the two do
+    /// not garble each other's lines.
+    pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
+        match &self.spinner {
+            Some(bar) => bar.suspend(f),
+            None => f(),
+        }
+    }
+
     pub fn finish(&self) {
         if let Some(bar) = &self.spinner {
             bar.finish_and_clear();

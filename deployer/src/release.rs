@@ -1,23 +1,26 @@
 //! `deployer release`: repository -> image -> lock -> task definition (registered only when it
-//! differs) -> service (created, or updated without a desired count) -> autoscaling -> follow
-//! this deployment -> ledger entry -> unlock -> summary.
+//! differs) -> migration (`[release] migrate`: a one-off task of that revision) -> service
+//! (created, or updated without a desired count) -> autoscaling -> follow this deployment ->
+//! ledger entry -> unlock -> summary.
 
 use std::time::Duration;
 
 use serde::Serialize;
 
 use crate::aws::Aws;
-use crate::config::Config;
+use crate::config::{Config, MIGRATE_COMMAND};
 use crate::ecr::{self, RepoChange};
 use crate::ecs::rollout::{self, Outcome, Record, ReleaseError};
 use crate::ecs::service::{self, ServiceSpec};
-use crate::ecs::taskdef;
+use crate::ecs::taskdef::{self, Revision};
 use crate::error::DeployError;
 use crate::image::{ImagePublisher, PublishedImage, resolve_target};
 use crate::lock;
-use crate::plan::{self, ServiceAction, TaskDefAction};
+use crate::logs::LogSource;
+use crate::plan::{self, LiveState, ServiceAction, TaskDefAction};
 use crate::progress::Progress;
 use crate::scaling;
+use crate::task::{self, Follow, TaskError, TaskRequest};
 
 /// Where the image comes from.
 pub enum ImageSource<'a, P> {
@@ -36,6 +39,8 @@ pub struct ReleaseSummary {
     pub task_definition: String,
     pub registered_revision: bool,
     pub service: ServiceAction,
+    /// The migration task that ran before the service was updated (`[release] migrate`).
+    pub migration: Option<task::Stopped>,
     pub scaling_changes: Vec<String>,
     /// The deployment followed (none when nothing changed).
     pub deployment_id: Option<String>,
@@ -58,15 +63,21 @@ impl ReleaseSummary {
                 }
             ),
             format!("service:         {:?}", self.service).to_lowercase(),
-            format!(
-                "autoscaling:     {}",
-                if self.scaling_changes.is_empty() {
-                    "unchanged".to_string()
-                } else {
-                    self.scaling_changes.join(", ")
-                }
-            ),
         ];
+        if let Some(m) = &self.migration {
+            lines.push(format!(
+                "migration:       task {} exited with code 0 ({:.1}s)",
+                m.task, m.seconds
+            ));
+        }
+        lines.extend([format!(
+            "autoscaling:     {}",
+            if self.scaling_changes.is_empty() {
+                "unchanged".to_string()
+            } else {
+                self.scaling_changes.join(", ")
+            }
+        )]);
         match &self.deployment_id {
             Some(id) => lines.push(format!("deployment:      {id} completed")),
             None => lines.push("deployment:      none started (nothing changed)".into()),
@@ -147,6 +158,17 @@ async fn deploy(
         }
     };
     let spec = ServiceSpec::desired(config, &revision.arn);
+    // Migrations run before anything the running tasks could notice changes, and only when the
+    // release deploys another revision (the plan says so); a failed one leaves no trace but its
+    // task.
+    let migration = if plan.migration.is_some() {
+        match migrate(aws, config, &live, &spec, &revision, progress).await {
+            Ok(stopped) => Some(stopped),
+            Err(e) => return Err(abandon(aws, config, &revision, registered, e).await.into()),
+        }
+    } else {
+        None
+    };
     let autoscaled = config.autoscaling.is_some();
     let desired_count = i32::try_from(config.service.desired_count).unwrap_or(i32::MAX);
 
@@ -226,6 +248,7 @@ async fn deploy(
         task_definition: revision.short(),
         registered_revision: registered,
         service: plan.service,
+        migration,
         scaling_changes,
         deployment_id: None,
         outcome: None,
@@ -259,4 +282,149 @@ async fn deploy(
     }
     summary.seconds = progress.elapsed().as_secs_f64();
     Ok(summary)
+}
+
+/// How the migration went wrong, before the service was touched.
+enum MigrationError {
+    /// It ran and failed, never ran, or outlived `release.migrate_timeout`.
+    Failed { what: String, lines: Vec<String> },
+    /// Interrupted, or an AWS call failed: reported as such.
+    Other(DeployError),
+}
+
+/// Runs `data-processor migrate` as a one-off task of `revision`, placed like the service (like
+/// the config says when this release creates the service), its lines shown as progress.
+async fn migrate(
+    aws: &Aws,
+    config: &Config,
+    live: &LiveState,
+    spec: &ServiceSpec,
+    revision: &Revision,
+    progress: &Progress,
+) -> Result<task::Stopped, MigrationError> {
+    let container = &config.task.container.name;
+    let command: Vec<String> = MIGRATE_COMMAND.iter().map(|s| s.to_string()).collect();
+    let req = match &live.service {
+        Some(svc) => TaskRequest::like_service(
+            svc,
+            &config.cluster,
+            &revision.arn,
+            container,
+            command,
+            task::STARTED_BY_MIGRATE,
+        ),
+        None => TaskRequest {
+            cluster: config.cluster.clone(),
+            task_definition: revision.arn.clone(),
+            container: container.clone(),
+            command,
+            started_by: task::STARTED_BY_MIGRATE.into(),
+            launch_type: Some(aws_sdk_ecs::types::LaunchType::from(
+                config.task.launch_type.as_str(),
+            )),
+            capacity_provider_strategy: vec![],
+            platform_version: None,
+            network: spec
+                .network_configuration()
+                .map_err(|e| MigrationError::Other(e.into()))?,
+        },
+    };
+    // The revision was just written from the config: its log options are `[task.logs]`.
+    let source = config
+        .task
+        .logs
+        .as_ref()
+        .map(|l| LogSource::from_config(l, container));
+    let follow = Follow {
+        timeout: config.release.migrate_timeout,
+        poll_interval: config.deployment.poll_interval,
+        logs: source.as_ref().map(|s| (&aws.logs, s)),
+    };
+    progress.step(format!(
+        "migration: `data-processor {}` on {}",
+        MIGRATE_COMMAND.join(" "),
+        revision.short()
+    ));
+    let result = task::run_to_end(
+        &aws.ecs,
+        &req,
+        &follow,
+        progress,
+        |l| progress.done(format!("migrate | {}", l.message.trim_end())),
+        crate::run::ctrl_c(),
+    )
+    .await;
+    // Listening for Ctrl-C took the signal's default action away; the rest of the release
+    // must stay interruptible.
+    crate::run::exit_on_ctrl_c();
+    match result {
+        Ok(stopped) if stopped.exit_code == 0 => {
+            progress.done(format!(
+                "migration completed (task {}, {:.1}s)",
+                stopped.task, stopped.seconds
+            ));
+            Ok(stopped)
+        }
+        Ok(stopped) => Err(MigrationError::Failed {
+            what: format!(
+                "task {} ({}) exited with code {}",
+                stopped.task, stopped.task_definition, stopped.exit_code
+            ),
+            lines: stopped.last_lines,
+        }),
+        Err(e @ (TaskError::NeverRan { .. } | TaskError::TimedOut { .. })) => {
+            Err(MigrationError::Failed {
+                what: e.to_string(),
+                lines: e.last_lines().to_vec(),
+            })
+        }
+        Err(e) => Err(MigrationError::Other(e.into())),
+    }
+}
+
+/// After a failed migration: the revision registered for this release is deregistered (so no
+/// later release or rollback picks it), and the error says what is left as it was.
+async fn abandon(
+    aws: &Aws,
+    config: &Config,
+    revision: &Revision,
+    registered: bool,
+    e: MigrationError,
+) -> DeployError {
+    let deregistered = if registered {
+        match taskdef::deregister(&aws.ecs, &revision.arn).await {
+            Ok(()) => format!("; revision {} deregistered", revision.short()),
+            Err(err) => format!(
+                "; revision {} could not be deregistered ({err})",
+                revision.short()
+            ),
+        }
+    } else {
+        String::new()
+    };
+    match e {
+        MigrationError::Failed { what, lines } => DeployError::MigrationFailed {
+            what,
+            service: config.service.name.clone(),
+            deregistered,
+            lines: if lines.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "\nlast log lines of the migration:\n{}",
+                    lines
+                        .iter()
+                        .map(|l| format!("  | {l}"))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                )
+            },
+        },
+        MigrationError::Other(e) => {
+            if !deregistered.is_empty() {
+                tracing::warn!("migration did not finish{deregistered}");
+            }
+            e
+        }
+    }
 }

@@ -4,31 +4,14 @@
 
 mod common;
 
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Output};
 use std::time::{Duration, Instant};
 
-use common::{Stage, config_path, image};
+use common::{Stage, image};
 use deployer::error::exit;
 
-/// Starts `deployer ARGS` against the stage without waiting for it.
 fn spawn(stage: &Stage, args: &[&str], extra: &[(&str, &str)]) -> Child {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_deployer"));
-    cmd.arg("--config").arg(config_path()).args(args);
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (k, v) in stage.moto.client_env() {
-        cmd.env(k, v);
-    }
-    for (k, v) in &stage.vars {
-        cmd.env(k, v);
-    }
-    for (k, v) in extra {
-        cmd.env(k, v);
-    }
-    cmd.spawn().expect("start deployer")
+    stage.spawn(args, extra)
 }
 
 fn finish(name: &str, child: Child) -> Output {
@@ -48,24 +31,7 @@ async fn service_arn(stage: &Stage) -> String {
 
 /// Lock claims on the service: (key, value).
 async fn lock_tags(stage: &Stage) -> Vec<(String, String)> {
-    let arn = service_arn(stage).await;
-    stage
-        .ecs()
-        .list_tags_for_resource()
-        .resource_arn(arn)
-        .send()
-        .await
-        .unwrap()
-        .tags()
-        .iter()
-        .filter(|t| t.key().unwrap_or_default().starts_with("deployer:lock:"))
-        .map(|t| {
-            (
-                t.key().unwrap_or_default().to_string(),
-                t.value().unwrap_or_default().to_string(),
-            )
-        })
-        .collect()
+    stage.tags("deployer:lock:").await
 }
 
 async fn ledger_len(stage: &Stage) -> usize {

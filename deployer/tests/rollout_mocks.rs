@@ -5,6 +5,9 @@ mod common;
 
 use std::time::Duration;
 
+use aws_sdk_cloudwatchlogs::Client as Logs;
+use aws_sdk_cloudwatchlogs::operation::get_log_events::GetLogEventsOutput;
+use aws_sdk_cloudwatchlogs::types::OutputLogEvent;
 use aws_sdk_ecs::Client as Ecs;
 use aws_sdk_ecs::operation::describe_services::DescribeServicesOutput;
 use aws_sdk_ecs::operation::describe_tasks::DescribeTasksOutput;
@@ -93,7 +96,40 @@ fn aws(ecs: Ecs, elb: Elb) -> Aws {
         scaling: aws_sdk_applicationautoscaling::Client::new(&sdk),
         cloudwatch: aws_sdk_cloudwatch::Client::new(&sdk),
         elb,
+        logs: task_logs(),
     }
+}
+
+/// CloudWatch Logs answering every GetLogEvents with the lines a failing task writes, and only
+/// for the stream of task abc123 under the checked-in config's awslogs options.
+fn task_logs() -> Logs {
+    let lines = mock!(Logs::get_log_events)
+        .match_requests(|r| {
+            r.log_group_name() == Some("/ecs/data-processor")
+                && r.log_stream_name() == Some("data-processor/data-processor/abc123")
+        })
+        .then_output(|| {
+            GetLogEventsOutput::builder()
+                .events(
+                    OutputLogEvent::builder()
+                        .timestamp(1)
+                        .message("starting data-processor")
+                        .build(),
+                )
+                .events(
+                    OutputLogEvent::builder()
+                        .timestamp(2)
+                        .message("error: DATABASE_URL is not set\n")
+                        .build(),
+                )
+                .build()
+        });
+    let missing = mock!(Logs::get_log_events).then_output(|| GetLogEventsOutput::builder().build());
+    mock_client!(
+        aws_sdk_cloudwatchlogs,
+        RuleMode::MatchAny,
+        &[&lines, &missing]
+    )
 }
 
 /// DescribeTargetHealth with one unhealthy target.
@@ -249,6 +285,14 @@ async fn circuit_breaker_rollback_is_a_failure_with_reasons() {
         "{text}"
     );
     assert!(text.contains("unable to place a task"), "{text}");
+    assert!(
+        text.contains("      | starting data-processor\n      | error: DATABASE_URL is not set\n"),
+        "the stopped task's last log lines:\n{text}"
+    );
+    assert_eq!(
+        f.report.stopped_tasks[0].last_log_lines,
+        ["starting data-processor", "error: DATABASE_URL is not set"]
+    );
     assert!(text.lines().count() < 30, "one screen:\n{text}");
 }
 

@@ -22,6 +22,8 @@ pub struct Config {
     #[serde(default)]
     pub deployment: DeploymentSection,
     pub autoscaling: Option<AutoscalingSection>,
+    #[serde(default)]
+    pub release: ReleaseSection,
     /// CloudFormation stacks `deployer infra` manages; their outputs can be used anywhere else
     /// in the file as `${STACK.OUTPUT}`.
     pub infra: Option<InfraSection>,
@@ -328,6 +330,37 @@ impl Default for DeploymentSection {
             rollback: true,
             timeout: default_timeout(),
             poll_interval: default_poll(),
+        }
+    }
+}
+
+/// What `release` does besides the rollout.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseSection {
+    /// Run `data-processor migrate` as a one-off task of the new revision (same image, the
+    /// service's network) after registering it and before updating the service; a failed
+    /// migration stops the release with the service untouched.
+    #[serde(default)]
+    pub migrate: bool,
+    /// How long the migration may run before it is stopped and the release fails.
+    #[serde(default = "default_migrate_timeout", with = "humantime_serde")]
+    pub migrate_timeout: Duration,
+}
+
+/// The arguments of the migration task: the image's entrypoint is the service binary (ocibuild
+/// and the root Dockerfile alike), so the command override is its subcommand.
+pub const MIGRATE_COMMAND: [&str; 1] = ["migrate"];
+
+fn default_migrate_timeout() -> Duration {
+    Duration::from_secs(10 * 60)
+}
+
+impl Default for ReleaseSection {
+    fn default() -> Self {
+        Self {
+            migrate: false,
+            migrate_timeout: default_migrate_timeout(),
         }
     }
 }

@@ -40,6 +40,9 @@ pub fn validate(c: &Config) -> Result<(), Violation> {
     not_embedded(&c.task)?;
     service(c)?;
     deployment(&c.deployment)?;
+    if c.release.migrate && c.release.migrate_timeout.is_zero() {
+        fail("release.migrate_timeout", "must be longer than 0s")?;
+    }
     if let Some(a) = &c.autoscaling {
         autoscaling(a, c.service.desired_count)?;
     }

@@ -5,6 +5,10 @@ use aws_sdk_ecs::types::DesiredStatus;
 use serde::Serialize;
 
 use crate::aws::{AwsError, aws_err};
+use crate::logs::{self, LogSource};
+
+/// Log lines shown per stopped task.
+const LOG_LINES: usize = 10;
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct FailureReport {
@@ -20,13 +24,22 @@ pub struct StoppedTask {
     pub stopped_reason: String,
     /// `container: exit code N (reason)`
     pub containers: Vec<String>,
+    /// The app container's last log lines (CloudWatch Logs), oldest first.
+    pub last_log_lines: Vec<String>,
+}
+
+/// Where the report reads the stopped tasks' log lines.
+pub struct Logs<'a> {
+    pub client: &'a aws_sdk_cloudwatchlogs::Client,
+    pub source: &'a LogSource,
 }
 
 /// Each part is collected independently: a report missing one part beats no report.
-#[tracing::instrument(skip(ecs, elb))]
+#[tracing::instrument(skip(ecs, elb, logs))]
 pub async fn collect(
     ecs: &aws_sdk_ecs::Client,
     elb: &aws_sdk_elasticloadbalancingv2::Client,
+    logs: Option<Logs<'_>>,
     cluster: &str,
     service: &str,
     deployment_id: &str,
@@ -38,6 +51,19 @@ pub async fn collect(
         Err(e) => report
             .events
             .push(format!("(stopped tasks unavailable: {e})")),
+    }
+    if let Some(l) = logs {
+        let client = l.source.client(l.client);
+        for t in &mut report.stopped_tasks {
+            match logs::last_lines(&client, l.source, &t.task, LOG_LINES).await {
+                Ok(lines) => t.last_log_lines = lines,
+                // Said once: the next task's call would wait out the same timeouts.
+                Err(e) => {
+                    t.last_log_lines = vec![format!("(log lines unavailable: {e})")];
+                    break;
+                }
+            }
+        }
     }
     if let Some(tg) = target_group_arn {
         match unhealthy_targets(elb, tg).await {
@@ -130,6 +156,7 @@ async fn stopped_tasks(
                     }
                 })
                 .collect(),
+            last_log_lines: vec![],
         })
         .collect())
 }
@@ -184,6 +211,10 @@ impl FailureReport {
             ));
             for c in &t.containers {
                 out.push(format!("    {c}"));
+            }
+            if !t.last_log_lines.is_empty() {
+                out.push("    last log lines:".into());
+                out.extend(t.last_log_lines.iter().map(|l| format!("      | {l}")));
             }
         }
         out.push("Target health (not healthy):".into());

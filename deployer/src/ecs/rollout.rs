@@ -15,6 +15,7 @@ use crate::aws::{Aws, AwsError, aws_err};
 use crate::config::Config;
 use crate::error::DeployError;
 use crate::ledger::{self, Entry};
+use crate::logs::LogSource;
 use crate::progress::Progress;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -180,9 +181,18 @@ pub async fn failure(
             service: config.service.name.clone(),
         });
     }
+    let source = config
+        .task
+        .logs
+        .as_ref()
+        .map(|l| LogSource::from_config(l, &config.task.container.name));
     let report = super::report::collect(
         &aws.ecs,
         &aws.elb,
+        source.as_ref().map(|source| super::report::Logs {
+            client: &aws.logs,
+            source,
+        }),
         &config.cluster,
         &config.service.name,
         deployment_id,

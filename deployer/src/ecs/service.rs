@@ -180,7 +180,8 @@ impl ServiceSpec {
         })
     }
 
-    fn network_configuration(&self) -> Result<Option<NetworkConfiguration>, AwsError> {
+    /// The awsvpc configuration to send (also to RunTask for a one-off task of the service).
+    pub fn network_configuration(&self) -> Result<Option<NetworkConfiguration>, AwsError> {
         self.network
             .as_ref()
             .map(|n| {
@@ -304,4 +305,34 @@ pub async fn update(
         code: None,
         message: "the answer holds no service".into(),
     })
+}
+
+/// The service and the revision its PRIMARY deployment rolls out (what new tasks run; the
+/// service's own task definition when no deployment is listed). `None` when the service does
+/// not exist.
+#[tracing::instrument(skip(ecs))]
+pub async fn current_revision(
+    ecs: &aws_sdk_ecs::Client,
+    cluster: &str,
+    name: &str,
+) -> Result<Option<(Service, aws_sdk_ecs::types::TaskDefinition)>, AwsError> {
+    let Some(service) = describe(ecs, cluster, name).await? else {
+        return Ok(None);
+    };
+    let arn = service
+        .deployments()
+        .iter()
+        .find(|d| d.status() == Some("PRIMARY"))
+        .and_then(|d| d.task_definition())
+        .or(service.task_definition())
+        .unwrap_or_default()
+        .to_string();
+    let td = super::taskdef::describe(ecs, &arn)
+        .await?
+        .ok_or_else(|| AwsError {
+            operation: "ecs:DescribeTaskDefinition",
+            code: None,
+            message: format!("service {name} runs {arn}, which ECS does not describe"),
+        })?;
+    Ok(Some((service, td)))
 }

@@ -319,3 +319,14 @@ pub async fn register(ecs: &aws_sdk_ecs::Client, spec: &TaskDefSpec) -> Result<R
     })?;
     Ok(Revision::of(td))
 }
+
+/// Deregisters a revision (it becomes INACTIVE: no new task or service can use it).
+#[tracing::instrument(skip(ecs))]
+pub async fn deregister(ecs: &aws_sdk_ecs::Client, arn: &str) -> Result<(), AwsError> {
+    ecs.deregister_task_definition()
+        .task_definition(arn)
+        .send()
+        .await
+        .map_err(aws_err("ecs:DeregisterTaskDefinition"))?;
+    Ok(())
+}

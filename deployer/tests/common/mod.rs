@@ -18,6 +18,19 @@ pub struct Stage {
     pub vars: Vec<(String, String)>,
 }
 
+/// The log group of the service stack (`${infra.LogGroupName}`), created by moto's CloudFormation.
+pub const LOG_GROUP: &str = "/ecs/data-processor";
+
+/// Where the awslogs driver writes the app container of task `id` under the checked-in config.
+pub fn stream_of(id: &str) -> String {
+    format!("data-processor/data-processor/{id}")
+}
+
+/// Milliseconds since the epoch, `ago` before now.
+pub fn millis_ago(ago: std::time::Duration) -> i64 {
+    deployer::logs::millis_ago(ago)
+}
+
 pub fn digest(n: u8) -> String {
     format!("sha256:{}", format!("{n:02x}").repeat(32))
 }
@@ -141,6 +154,9 @@ impl Stage {
         let vars = vec![
             ("DEPLOYER__DEPLOYMENT__POLL_INTERVAL".into(), "50ms".into()),
             ("DEPLOYER__DEPLOYMENT__TIMEOUT".into(), "30s".into()),
+            // moto never ends a task, so a migration would run until its timeout; the tests of
+            // the migration turn it back on.
+            ("DEPLOYER__RELEASE__MIGRATE".into(), "false".into()),
         ];
         Self {
             moto,
@@ -148,6 +164,203 @@ impl Stage {
             target_group_arn,
             vars,
         }
+    }
+
+    /// The checked-in config as `deployer` would load it against this stage (its stack's
+    /// outputs), with `vars` on top: for tests that call the library.
+    pub async fn config(&self, vars: &[(&str, &str)]) -> deployer::config::Config {
+        let described = aws_sdk_cloudformation::Client::new(&self.sdk)
+            .describe_stacks()
+            .stack_name("data-processor")
+            .send()
+            .await
+            .expect("describe the service stack");
+        let outputs = described.stacks()[0]
+            .outputs()
+            .iter()
+            .map(|o| {
+                (
+                    o.output_key().unwrap_or_default().to_string(),
+                    o.output_value().unwrap_or_default().to_string(),
+                )
+            })
+            .collect();
+        let path = config_path();
+        let text = std::fs::read_to_string(&path).expect("deploy/deployer.toml");
+        let vars = vars.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+        deployer::config::draft(&path, &text, None, vars)
+            .and_then(|d| {
+                d.resolve(&std::collections::BTreeMap::from([(
+                    deployer::config::SERVICE_STACK_ALIAS.to_string(),
+                    outputs,
+                )]))
+            })
+            .expect("the checked-in config is valid")
+    }
+
+    /// Registers `n` container instances in the cluster: moto places EC2 tasks (RunTask) only
+    /// on one, one task per instance here (each reserves host port 0), and never runs them
+    /// (they stay RUNNING until StopTask). moto checks that the EC2 instance exists.
+    pub async fn add_container_instances(&self, n: u32) {
+        for _ in 0..n {
+            let instance = self.ec2_instance().await;
+            self.ecs()
+                .register_container_instance()
+                .cluster("prod-data-processor")
+                .instance_identity_document(format!(r#"{{"instanceId": "{instance}"}}"#))
+                .send()
+                .await
+                .expect("register a container instance");
+        }
+    }
+
+    /// An EC2 instance in moto, through the EC2 query API (the crate has no EC2 client; moto
+    /// checks no signature, it only reads the service from the credential scope).
+    async fn ec2_instance(&self) -> String {
+        let body = reqwest::Client::new()
+            .post(self.moto.endpoint())
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header(
+                "authorization",
+                "AWS4-HMAC-SHA256 Credential=testing/20261204/us-east-1/ec2/aws4_request, SignedHeaders=host, Signature=0",
+            )
+            .body("Action=RunInstances&Version=2016-11-15&ImageId=ami-12c6146b&MinCount=1&MaxCount=1&InstanceType=t3.micro")
+            .send()
+            .await
+            .expect("RunInstances on moto")
+            .text()
+            .await
+            .expect("RunInstances answer");
+        body.split("<instanceId>")
+            .nth(1)
+            .and_then(|r| r.split("</instanceId>").next())
+            .unwrap_or_else(|| panic!("no instance id in {body}"))
+            .to_string()
+    }
+
+    /// moto moves a task one state on per DescribeTasks, RUNNING to STOPPED with exit code 0
+    /// for every container; after this its tasks stay RUNNING (until StopTask).
+    pub async fn hold_tasks_running(&self) {
+        let status = reqwest::Client::new()
+            .post(format!(
+                "{}/moto-api/state-manager/set-transition",
+                self.moto.endpoint()
+            ))
+            .json(&serde_json::json!({
+                "model_name": "ecs::task",
+                "transition": {"progression": "manual", "times": 1_000_000}
+            }))
+            .send()
+            .await
+            .expect("moto state manager")
+            .status();
+        assert!(status.is_success(), "set-transition: {status}");
+    }
+
+    /// Writes `lines` (timestamp in ms, message) to `stream` of the service's log group.
+    pub async fn put_log_lines(&self, stream: &str, lines: &[(i64, &str)]) {
+        let logs = aws_sdk_cloudwatchlogs::Client::new(&self.sdk);
+        // The stream may exist from an earlier call.
+        let _ = logs
+            .create_log_stream()
+            .log_group_name(LOG_GROUP)
+            .log_stream_name(stream)
+            .send()
+            .await;
+        let mut req = logs
+            .put_log_events()
+            .log_group_name(LOG_GROUP)
+            .log_stream_name(stream);
+        for (ts, message) in lines {
+            req = req.log_events(
+                aws_sdk_cloudwatchlogs::types::InputLogEvent::builder()
+                    .timestamp(*ts)
+                    .message(*message)
+                    .build()
+                    .expect("a log event"),
+            );
+        }
+        req.send().await.expect("put log events");
+    }
+
+    /// The service's tags whose key starts with `prefix`, as (key, value), sorted by key.
+    pub async fn tags(&self, prefix: &str) -> Vec<(String, String)> {
+        let arn = self.service().await.service_arn().unwrap().to_string();
+        let mut tags: Vec<(String, String)> = self
+            .ecs()
+            .list_tags_for_resource()
+            .resource_arn(arn)
+            .send()
+            .await
+            .unwrap()
+            .tags()
+            .iter()
+            .filter(|t| t.key().unwrap_or_default().starts_with(prefix))
+            .map(|t| {
+                (
+                    t.key().unwrap_or_default().to_string(),
+                    t.value().unwrap_or_default().to_string(),
+                )
+            })
+            .collect();
+        tags.sort();
+        tags
+    }
+
+    /// The release ledger's entries (tags `deployer:release:NNNNNN` on the service).
+    pub async fn ledger(&self) -> Vec<(String, String)> {
+        self.tags("deployer:release:").await
+    }
+
+    /// The tasks started with `started_by` (RUNNING ones unless `status` says otherwise), as
+    /// moto describes them now.
+    pub async fn tasks_started_by(
+        &self,
+        started_by: &str,
+        status: Option<aws_sdk_ecs::types::DesiredStatus>,
+    ) -> Vec<aws_sdk_ecs::types::Task> {
+        let ecs = self.ecs();
+        let listed = ecs
+            .list_tasks()
+            .cluster("prod-data-processor")
+            .started_by(started_by)
+            .set_desired_status(status)
+            .send()
+            .await
+            .unwrap();
+        if listed.task_arns().is_empty() {
+            return vec![];
+        }
+        ecs.describe_tasks()
+            .cluster("prod-data-processor")
+            .set_tasks(Some(listed.task_arns().to_vec()))
+            .send()
+            .await
+            .unwrap()
+            .tasks()
+            .to_vec()
+    }
+
+    /// Starts `deployer ARGS` with the checked-in config against this stage, stdout and stderr
+    /// piped, without waiting for it.
+    pub fn spawn(&self, args: &[&str], extra: &[(&str, &str)]) -> std::process::Child {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_deployer"));
+        cmd.arg("--config").arg(config_path()).args(args);
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        for (k, v) in self.moto.client_env() {
+            cmd.env(k, v);
+        }
+        for (k, v) in &self.vars {
+            cmd.env(k, v);
+        }
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        cmd.spawn().expect("start deployer")
     }
 
     pub fn ecs(&self) -> aws_sdk_ecs::Client {
