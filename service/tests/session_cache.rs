@@ -42,26 +42,31 @@ async fn two_replicas(db: &TestDatabase, extra: &[&str]) -> (TestApp, TestApp) {
     (a, b)
 }
 
-async fn wait_for_feed(app: &TestApp) {
+/// Waits until `app`'s session cache is in use (`live`: its change feed listens) or suspended.
+async fn wait_for_cache(app: &TestApp, live: bool) {
     let cache = app
         .state
         .session_cache
         .clone()
         .expect("the cache is on by default");
-    testkit::wait_until("the change feed to listen", WAIT, || {
-        let live = cache.is_live();
-        async move { live.then_some(()) }
+    let what = if live {
+        "the change feed to listen"
+    } else {
+        "the session cache to be suspended"
+    };
+    testkit::wait_until(what, WAIT, || {
+        let now = cache.is_live();
+        async move { (now == live).then_some(()) }
     })
     .await;
 }
 
+async fn wait_for_feed(app: &TestApp) {
+    wait_for_cache(app, true).await;
+}
+
 async fn wait_until_suspended(app: &TestApp) {
-    let cache = app.state.session_cache.clone().expect("the cache is on");
-    testkit::wait_until("the session cache to be suspended", WAIT, || {
-        let live = cache.is_live();
-        async move { (!live).then_some(()) }
-    })
-    .await;
+    wait_for_cache(app, false).await;
 }
 
 async fn log_in(app: &TestApp, username: &str) -> String {
