@@ -26,51 +26,17 @@
 # Env: SIZE_MIB (1024), ROUNDS (3), INSTR_MIB (32), DATA_DIR (/dev/shm if writable, else ${TMPDIR:-/tmp}),
 #      KEEP_DATA (0: delete a file this run generated), CARGO_TARGET_DIR (target),
 #      RSS_LIMIT_MIB (100), DUCKDB (auto: run it if `python3 -c 'import duckdb'` works; 0: skip).
-# See bench/profile-vs-xsv.sh for why the file lives in tmpfs.
+# See bench/lib/csv-data.sh for why the file lives in tmpfs.
 set -euo pipefail
 
-SIZE_MIB=${SIZE_MIB:-1024}
 ROUNDS=${ROUNDS:-3}
-if [[ -z ${DATA_DIR:-} ]]; then
-    if [[ -d /dev/shm && -w /dev/shm ]]; then DATA_DIR=/dev/shm; else DATA_DIR=${TMPDIR:-/tmp}; fi
-fi
-KEEP_DATA=${KEEP_DATA:-0}
-RSS_LIMIT_MIB=${RSS_LIMIT_MIB:-100}
 DUCKDB=${DUCKDB:-auto}
 INSTR_MIB=${INSTR_MIB:-32}
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-DATA=$DATA_DIR/csv-profile-bench-${SIZE_MIB}MiB-seed42.csv
-WORK=$(mktemp -d)
-GENERATED=0
-cleanup() {
-    rm -rf "$WORK"
-    if [[ $GENERATED == 1 && $KEEP_DATA != 1 ]]; then rm -f "$DATA"; fi
-}
-trap cleanup EXIT
-
-if [[ ! -x /usr/bin/time ]]; then
-    echo "bench: /usr/bin/time is missing; install it (apt-get install time)" >&2
-    exit 1
-fi
-if ! command -v xsv >/dev/null; then
-    echo "bench: installing xsv (a few minutes)..." >&2
-    cargo install xsv --locked
-fi
 if [[ $DUCKDB == auto ]]; then
     if python3 -c 'import duckdb' 2>/dev/null; then DUCKDB=1; else DUCKDB=0; fi
 fi
-
-echo "bench: building csv-profile examples (release)..." >&2
-(cd "$ROOT" && cargo build --quiet --release -p csv-profile --example profile --example gen-csv)
-PROFILE=$CARGO_TARGET_DIR/release/examples/profile
-
-if [[ ! -f $DATA || $(stat -c %s "$DATA") -lt $((SIZE_MIB * 1024 * 1024)) ]]; then
-    echo "bench: generating $DATA..." >&2
-    GENERATED=1
-    "$CARGO_TARGET_DIR/release/examples/gen-csv" "$SIZE_MIB" "$DATA" 42
-fi
-BYTES=$(stat -c %s "$DATA")
+# shellcheck source=bench/lib/csv-data.sh
+source "$(dirname "$0")/lib/csv-data.sh"
 
 cat >"$WORK/summarize.py" <<'EOF'
 import sys

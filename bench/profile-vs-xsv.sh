@@ -9,52 +9,17 @@
 #      ${TMPDIR:-/tmp}), KEEP_DATA (0: delete a file this run generated),
 #      CARGO_TARGET_DIR (target), RSS_LIMIT_MIB (100).
 #
-# The file lives in tmpfs (/dev/shm) by default: on these VMs the page cache drops a file
-# on disk between runs, and reading it back at ~20 MB/s turned the wall figure into a disk
-# benchmark. It is also read once before each run. So both tools read from memory and the
+# The file lives in tmpfs (/dev/shm) by default (see bench/lib/csv-data.sh), and is read once
+# before each run. So both tools read from memory and the
 # figures measure CPU work. On a shared machine wall time includes waiting for a core, so
 # throughput is also given per CPU second (user + sys), which is the fairer comparison.
 # Note that `xsv stats` (default options) computes less than csv-profile: no distinct
 # counts, no null tokens, no date/time parsing.
 set -euo pipefail
 
-SIZE_MIB=${SIZE_MIB:-1024}
 RUNS=${RUNS:-1}
-if [[ -z ${DATA_DIR:-} ]]; then
-    if [[ -d /dev/shm && -w /dev/shm ]]; then DATA_DIR=/dev/shm; else DATA_DIR=${TMPDIR:-/tmp}; fi
-fi
-KEEP_DATA=${KEEP_DATA:-0}
-RSS_LIMIT_MIB=${RSS_LIMIT_MIB:-100}
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-DATA=$DATA_DIR/csv-profile-bench-${SIZE_MIB}MiB-seed42.csv
-WORK=$(mktemp -d)
-GENERATED=0
-cleanup() {
-    rm -rf "$WORK"
-    if [[ $GENERATED == 1 && $KEEP_DATA != 1 ]]; then rm -f "$DATA"; fi
-}
-trap cleanup EXIT
-
-if [[ ! -x /usr/bin/time ]]; then
-    echo "bench: /usr/bin/time is missing; install it (apt-get install time)" >&2
-    exit 1
-fi
-if ! command -v xsv >/dev/null; then
-    echo "bench: installing xsv (a few minutes)..." >&2
-    cargo install xsv --locked
-fi
-
-echo "bench: building csv-profile examples (release)..." >&2
-(cd "$ROOT" && cargo build --quiet --release -p csv-profile --example profile --example gen-csv)
-PROFILE=$CARGO_TARGET_DIR/release/examples/profile
-
-if [[ ! -f $DATA || $(stat -c %s "$DATA") -lt $((SIZE_MIB * 1024 * 1024)) ]]; then
-    echo "bench: generating $DATA..." >&2
-    GENERATED=1
-    "$CARGO_TARGET_DIR/release/examples/gen-csv" "$SIZE_MIB" "$DATA" 42
-fi
-BYTES=$(stat -c %s "$DATA")
+# shellcheck source=bench/lib/csv-data.sh
+source "$(dirname "$0")/lib/csv-data.sh"
 
 # run NAME CMD... -> appends "NAME wall user sys maxrss_kb" (best wall of RUNS) to results
 run() {
